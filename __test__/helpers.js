@@ -1,0 +1,29 @@
+'use strict'
+// Test helpers: temp dirs that are removed after the test, whatever happens.
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+/** A fresh temp dir, removed when the test `t` ends. */
+function tmpdir (t, prefix = 'libvms-test-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Flip one byte of a file at `offset` (negative: from the end). */
+function flipByte (file, offset) {
+  const fd = fs.openSync(file, 'r+')
+  try {
+    const size = fs.fstatSync(fd).size
+    const at = offset < 0 ? size + offset : offset
+    const b = Buffer.alloc(1)
+    fs.readSync(fd, b, 0, 1, at)
+    b[0] ^= 0xff
+    fs.writeSync(fd, b, 0, 1, at)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+module.exports = { tmpdir, flipByte }

@@ -1,0 +1,12 @@
+//! The call log: a ledger core shared by many callers, with group commit.
+//!
+//! Appends from any thread are queued to one writer thread, which takes everything queued so far and commits it as
+//! one ledger batch (one sync per file). Reads take the core's lock briefly and never wait for a sync in progress
+//! longer than one batch.
+#![forbid(unsafe_code)]
+
+mod canonical;
+mod shared;
+
+pub use canonical::canonical_json;
+pub use shared::SharedCore;

@@ -1,0 +1,235 @@
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use libvms_errors::{err, Result};
+use libvms_ledger::Core;
+use tokio::sync::oneshot;
+
+/// Upper bound of one group commit, so one batch never holds the lock for long.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+const MAX_BATCH_BLOCKS: usize = 4096;
+
+struct Job {
+    blocks: Vec<Vec<u8>>,
+    /// Receives the index of the job's first block.
+    reply: oneshot::Sender<Result<u64>>,
+}
+
+struct Inner {
+    /// `None` once closed.
+    core: Mutex<Option<Core>>,
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Mirrors of the core's length and byte length, readable without waiting for a commit in progress.
+    length: AtomicU64,
+    byte_length: AtomicU64,
+    writable: bool,
+}
+
+/// A ledger core that many tasks append to and read from. Clone it freely; `close` ends it for all clones.
+#[derive(Clone)]
+pub struct SharedCore {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock is already reported as an error to its caller; the data stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SharedCore {
+    pub fn new(core: Core) -> SharedCore {
+        let writable = core.writable();
+        let inner = Arc::new(Inner {
+            length: AtomicU64::new(core.length()),
+            byte_length: AtomicU64::new(core.byte_length()),
+            core: Mutex::new(Some(core)),
+            queue: Mutex::new(None),
+            writer: Mutex::new(None),
+            writable,
+        });
+        if writable {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let for_thread = inner.clone();
+            let handle = std::thread::Builder::new()
+                .name("libvms-log-writer".into())
+                .spawn(move || write_loop(&for_thread, rx))
+                .expect("spawn log writer thread");
+            *lock(&inner.queue) = Some(tx);
+            *lock(&inner.writer) = Some(handle);
+        }
+        SharedCore { inner }
+    }
+
+    /// Queue blocks for the next group commit; resolves with the index of the first block once durable.
+    pub fn append(&self, blocks: Vec<Vec<u8>>) -> impl std::future::Future<Output = Result<u64>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let sent = match lock(&self.inner.queue).as_ref() {
+            None => Err(self.closed_or_readonly()),
+            Some(q) => q.send(Job { blocks, reply }).map_err(|_| err::closed("call log is closed")),
+        };
+        async move {
+            sent?;
+            rx.await.map_err(|_| err::internal("log writer stopped before answering"))?
+        }
+    }
+
+    /// Blocking variant of `append`, for callers outside any async runtime.
+    pub fn append_blocking(&self, blocks: Vec<Vec<u8>>) -> Result<u64> {
+        let fut = self.append(blocks);
+        tokio::runtime::Builder::new_current_thread().build()?.block_on(fut)
+    }
+
+    fn closed_or_readonly(&self) -> libvms_errors::Error {
+        match lock(&self.inner.core).as_ref() {
+            None => err::closed("call log is closed"),
+            Some(_) => err::not_writable("this log was opened without its secret key"),
+        }
+    }
+
+    /// Run `f` on the core under its lock. Errors with `Closed` after `close`.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
+        let mut guard = lock(&self.inner.core);
+        let core = guard.as_mut().ok_or_else(|| err::closed("call log is closed"))?;
+        catch_unwind(AssertUnwindSafe(|| f(core)))
+            .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))))
+    }
+
+    /// Length as of the last commit (never blocks).
+    pub fn length(&self) -> u64 {
+        self.inner.length.load(Ordering::Acquire)
+    }
+
+    pub fn byte_length(&self) -> u64 {
+        self.inner.byte_length.load(Ordering::Acquire)
+    }
+
+    pub fn writable(&self) -> bool {
+        self.inner.writable
+    }
+
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.core).is_none()
+    }
+
+    /// Stop accepting appends, wait for queued ones to commit, then flush and close the core. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        lock(&self.inner.queue).take(); // the writer drains what is queued, then sees the channel closed
+        if let Some(handle) = lock(&self.inner.writer).take() {
+            let _ = handle.join();
+        }
+        match lock(&self.inner.core).take() {
+            Some(core) => core.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn write_loop(inner: &Inner, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut bytes: usize = jobs[0].blocks.iter().map(Vec::len).sum();
+        let mut count = jobs[0].blocks.len();
+        while bytes < MAX_BATCH_BYTES && count < MAX_BATCH_BLOCKS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    bytes += job.blocks.iter().map(Vec::len).sum::<usize>();
+                    count += job.blocks.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(inner, jobs);
+    }
+}
+
+/// Append every job's blocks as one batch and answer each job with its first index.
+fn commit(inner: &Inner, jobs: Vec<Job>) {
+    let result = {
+        let mut guard = lock(&inner.core);
+        match guard.as_mut() {
+            None => Err(err::closed("call log is closed")),
+            Some(core) => {
+                let start = core.length();
+                let blocks: Vec<&[u8]> = jobs.iter().flat_map(|j| j.blocks.iter().map(Vec::as_slice)).collect();
+                let r = catch_unwind(AssertUnwindSafe(|| core.append_batch(&blocks)))
+                    .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))))
+                    .map(|_| start);
+                inner.byte_length.store(core.byte_length(), Ordering::Release);
+                inner.length.store(core.length(), Ordering::Release);
+                r
+            }
+        }
+    };
+    let mut next = result.clone();
+    for job in jobs {
+        let n = job.blocks.len() as u64;
+        let _ = job.reply.send(next.clone());
+        if let Ok(i) = next.as_mut() {
+            *i += n;
+        }
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libvms_ledger::Storage;
+
+    fn create(dir: &std::path::Path) -> SharedCore {
+        SharedCore::new(Core::create(Storage::Disk(dir.to_path_buf())).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_get_distinct_ordered_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = create(dir.path());
+        let mut tasks = Vec::new();
+        for i in 0..64u32 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move { (i, log.append(vec![i.to_le_bytes().to_vec()]).await.unwrap()) }));
+        }
+        let mut seen = Vec::new();
+        for t in tasks {
+            let (i, seq) = t.await.unwrap();
+            let got = log.with(|c| c.get(seq)).unwrap();
+            assert_eq!(got, i.to_le_bytes().to_vec(), "block at {seq} is the one appended");
+            seen.push(seq);
+        }
+        seen.sort();
+        assert_eq!(seen, (0..64).collect::<Vec<u64>>());
+        log.close().unwrap();
+    }
+
+    #[tokio::test]
+    async fn append_after_close_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = create(dir.path());
+        assert_eq!(log.append(vec![b"a".to_vec(), b"b".to_vec()]).await.unwrap(), 0);
+        assert_eq!(log.append(vec![b"c".to_vec()]).await.unwrap(), 2);
+        log.close().unwrap();
+        log.close().unwrap();
+        let e = log.append(vec![b"x".to_vec()]).await.unwrap_err();
+        assert_eq!(e.code, libvms_errors::ErrorCode::Closed);
+        assert_eq!(log.with(|c| Ok(c.length())).unwrap_err().code, libvms_errors::ErrorCode::Closed);
+        // Reopen: everything acknowledged is there.
+        let core = Core::open(dir.path()).unwrap();
+        assert_eq!(core.length(), 3);
+    }
+
+    #[test]
+    fn blocking_append_works_outside_a_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = create(dir.path());
+        assert_eq!(log.append_blocking(vec![b"x".to_vec()]).unwrap(), 0);
+        log.close().unwrap();
+    }
+}

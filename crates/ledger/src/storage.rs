@@ -1,0 +1,232 @@
+//! File backends: positional reads/writes on disk (`pread`/`pwrite`) or in memory, `fdatasync`,
+//! and the exclusive `flock` on `oplog` that random-access-file takes in JS.
+//!
+//! Disk files are opened lazily: a file that does not exist reads as empty and is created on the
+//! first write, so a failed open never leaves new files behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use libvms_errors::{err, Error, Result};
+
+/// Where a core lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    Disk(PathBuf),
+    Memory,
+}
+
+fn io_err(what: &str, e: std::io::Error) -> Error {
+    err::io(format!("{what}: {e}"))
+}
+
+enum Backend {
+    Disk { path: PathBuf, file: Option<File> },
+    Memory(Vec<u8>),
+}
+
+/// One of the core's files (`oplog`, `tree`, `bitfield`, `data`, `header`).
+pub struct StoreFile {
+    name: &'static str,
+    backend: Backend,
+}
+
+impl StoreFile {
+    pub fn memory(name: &'static str) -> Self {
+        StoreFile { name, backend: Backend::Memory(Vec::new()) }
+    }
+
+    /// Open an existing file read-write, or remember the path to create it on first write.
+    pub fn disk(dir: &Path, name: &'static str) -> Result<Self> {
+        let path = dir.join(name);
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(name, e)),
+        };
+        Ok(StoreFile { name, backend: Backend::Disk { path, file } })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn exists(&self) -> bool {
+        match &self.backend {
+            Backend::Disk { file, .. } => file.is_some(),
+            Backend::Memory(_) => true,
+        }
+    }
+
+    fn file_mut(&mut self) -> Result<&File> {
+        match &mut self.backend {
+            Backend::Disk { path, file } => {
+                if file.is_none() {
+                    let f = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&*path)
+                        .map_err(|e| io_err(self.name, e))?;
+                    *file = Some(f);
+                }
+                Ok(file.as_ref().expect("just opened"))
+            }
+            Backend::Memory(_) => Err(err::internal("memory file has no descriptor")),
+        }
+    }
+
+    pub fn len(&self) -> Result<u64> {
+        match &self.backend {
+            Backend::Disk { file: Some(f), .. } => Ok(f.metadata().map_err(|e| io_err(self.name, e))?.len()),
+            Backend::Disk { file: None, .. } => Ok(0),
+            Backend::Memory(v) => Ok(v.len() as u64),
+        }
+    }
+
+    /// Read up to `buf.len()` bytes at `offset`; bytes past the end read as zero (sparse files).
+    /// Returns how many bytes were actually stored.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        match &self.backend {
+            Backend::Disk { file: Some(f), .. } => {
+                let mut done = 0;
+                while done < buf.len() {
+                    match f.read_at(&mut buf[done..], offset + done as u64) {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(io_err(self.name, e)),
+                    }
+                }
+                buf[done..].fill(0);
+                Ok(done)
+            }
+            Backend::Disk { file: None, .. } => {
+                buf.fill(0);
+                Ok(0)
+            }
+            Backend::Memory(v) => {
+                let start = offset.min(v.len() as u64) as usize;
+                let n = (v.len() - start).min(buf.len());
+                buf[..n].copy_from_slice(&v[start..start + n]);
+                buf[n..].fill(0);
+                Ok(n)
+            }
+        }
+    }
+
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        let len = self.len()?;
+        let len = usize::try_from(len).map_err(|_| err::corrupt(format!("{} is too large", self.name)))?;
+        let mut buf = vec![0u8; len];
+        let n = self.read_at(0, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let name = self.name;
+        if let Backend::Memory(v) = &mut self.backend {
+            let end = offset
+                .checked_add(data.len() as u64)
+                .and_then(|e| usize::try_from(e).ok())
+                .ok_or_else(|| err::io("memory file offset too large"))?;
+            if v.len() < end {
+                v.resize(end, 0);
+            }
+            v[offset as usize..end].copy_from_slice(data);
+            return Ok(());
+        }
+        let f = self.file_mut()?;
+        f.write_all_at(data, offset).map_err(|e| io_err(name, e))
+    }
+
+    pub fn set_len(&mut self, len: u64) -> Result<()> {
+        let name = self.name;
+        if let Backend::Memory(v) = &mut self.backend {
+            let len = usize::try_from(len).map_err(|_| err::io("memory file too large"))?;
+            v.resize(len, 0);
+            return Ok(());
+        }
+        if matches!(self.backend, Backend::Disk { file: None, .. }) && len == 0 {
+            return Ok(());
+        }
+        self.file_mut()?.set_len(len).map_err(|e| io_err(name, e))
+    }
+
+    /// `fdatasync`: the data (and the size) are durable when this returns.
+    pub fn sync(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Disk { file: Some(f), .. } => f.sync_data().map_err(|e| io_err(self.name, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Make sure the file exists on disk (an empty core still has its four files, as in JS).
+    pub fn create(&mut self) -> Result<()> {
+        if matches!(self.backend, Backend::Disk { .. }) {
+            self.file_mut()?;
+        }
+        Ok(())
+    }
+
+    /// Exclusive, non-blocking advisory lock (released when the file is closed).
+    pub fn lock_exclusive(&mut self) -> Result<()> {
+        if let Backend::Memory(_) = self.backend {
+            return Ok(());
+        }
+        let f = self.file_mut()?;
+        flock_exclusive(f)
+    }
+}
+
+/// The only unsafe code of the crate: `flock(fd, LOCK_EX | LOCK_NB)` on a descriptor we own.
+#[allow(unsafe_code)]
+fn flock_exclusive(f: &File) -> Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: the descriptor is valid for the lifetime of `f`; flock touches no memory.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == ErrorKind::WouldBlock {
+        return Err(err::locked("the core is open elsewhere (oplog is locked)"));
+    }
+    Err(io_err("flock oplog", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_file_is_sparse_and_positional() {
+        let mut f = StoreFile::memory("data");
+        f.write_at(4, b"ab").unwrap();
+        assert_eq!(f.len().unwrap(), 6);
+        let mut b = [9u8; 8];
+        assert_eq!(f.read_at(0, &mut b).unwrap(), 6);
+        assert_eq!(b, [0, 0, 0, 0, b'a', b'b', 0, 0]);
+        f.set_len(5).unwrap();
+        assert_eq!(f.read_all().unwrap(), vec![0, 0, 0, 0, b'a']);
+    }
+
+    #[test]
+    fn disk_file_created_lazily_and_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StoreFile::disk(dir.path(), "oplog").unwrap();
+        assert!(!f.exists());
+        assert_eq!(f.len().unwrap(), 0);
+        assert!(!dir.path().join("oplog").exists());
+        f.lock_exclusive().unwrap();
+        assert!(dir.path().join("oplog").exists());
+        let mut g = StoreFile::disk(dir.path(), "oplog").unwrap();
+        assert_eq!(g.lock_exclusive().unwrap_err().code, libvms_errors::ErrorCode::StorageLocked);
+        drop(f);
+        g.lock_exclusive().unwrap();
+    }
+}

@@ -1,0 +1,87 @@
+//! Shared test helpers: fixture loading (hex dumps of JS-written cores) and small utilities.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub const CASES: [&str; 4] = ["a_compat_v0", "b_default", "c_manifest_v1", "d_manifest_v0_noncompat"];
+pub const FILES: [&str; 4] = ["oplog", "tree", "bitfield", "data"];
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("hypercore10")
+}
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(s).expect("valid hex")
+}
+
+/// Bytes of one JS-written file, e.g. ("b_default", "flushed", "oplog").
+pub fn vector_file(case: &str, snap: &str, file: &str) -> Vec<u8> {
+    let p = fixtures().join(case).join(snap).join(format!("{file}.hex"));
+    unhex(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+}
+
+/// Materialise a JS-written core into `dir`.
+pub fn write_vector(case: &str, snap: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in FILES {
+        std::fs::write(dir.join(f), vector_file(case, snap, f)).unwrap();
+    }
+}
+
+pub fn vectors_json() -> String {
+    std::fs::read_to_string(fixtures().join("vectors.json")).unwrap()
+}
+
+/// Pull `"field": "hex"` for a case out of vectors.json without a JSON dependency.
+pub fn case_field(case: &str, field: &str) -> String {
+    let j = vectors_json();
+    let start = j.find(&format!("\"case\": \"{case}\"")).expect("case present");
+    let rest = &j[start..];
+    let key = format!("\"{field}\": \"");
+    let mut from = 0;
+    loop {
+        // Skip same-named fields with non-hex values (e.g. a signer's "signature": "ed25519").
+        let at = from + rest[from..].find(&key).expect("field present") + key.len();
+        let end = rest[at..].find('"').unwrap();
+        let v = &rest[at..at + end];
+        if v.len() >= 32 && v.chars().all(|c| c.is_ascii_hexdigit()) {
+            return v.to_string();
+        }
+        from = at;
+    }
+}
+
+pub fn seed_keypair() -> libvms_ledger::KeyPair {
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    libvms_ledger::KeyPair::from_seed(seed)
+}
+
+pub fn read_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    FILES.iter().map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap_or_default())).collect()
+}
+
+/// Assert a directory holds exactly the bytes of a vector snapshot.
+pub fn assert_same_as_vector(dir: &Path, case: &str, snap: &str, why: &str) {
+    for f in FILES {
+        let got = std::fs::read(dir.join(f)).unwrap_or_default();
+        let want = vector_file(case, snap, f);
+        if got != want {
+            let first = got.iter().zip(&want).position(|(a, b)| a != b);
+            panic!("{why}: {f} differs from {case}/{snap} (len {} vs {}, first difference at {:?})", got.len(), want.len(), first);
+        }
+    }
+}
+
+pub fn h32(s: &str) -> [u8; 32] {
+    unhex(s).try_into().unwrap()
+}
+
+pub fn flip_byte(path: &Path, at: u64) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at as usize] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}

@@ -1,0 +1,49 @@
+//! What the server calls: a VM, implemented by the binding layer over JavaScript.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{Map, Value};
+
+/// One call to execute, as it will be logged.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Call {
+    pub method: String,
+    pub params: Vec<Value>,
+    /// `?user=` of the connection (URL-decoded), `""` without it.
+    pub user_id: String,
+}
+
+impl Call {
+    pub fn new(method: impl Into<String>, params: Vec<Value>, user_id: impl Into<String>) -> Self {
+        Call { method: method.into(), params, user_id: user_id.into() }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// `{"result": value}`.
+    Value(Value),
+    /// The method returned `undefined`: the reply has no `result` key.
+    Undefined,
+    /// The method threw an `Error`: `{"code":-32000,"message":name,"data":message}`.
+    Thrown { name: String, message: String },
+    /// The method threw something that is not an `Error` (`throw "x"`): rpc-websockets sent the thrown value
+    /// itself as the `error` member.
+    ThrownValue(Value),
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A mounted VM.
+pub trait Backend: Send + Sync + 'static {
+    /// Exported function names in definition order, without "init". Read once, when mounted.
+    fn methods(&self) -> Vec<String>;
+    /// Extra fields of the handshake result (callLogUrl, filesArchiveUrl, ...), in wire order. Read once, when
+    /// mounted.
+    fn info(&self) -> Map<String, Value>;
+    /// Execute one call. The server runs at most one at a time per mount, in arrival order.
+    fn call(&self, call: Call) -> BoxFuture<Outcome>;
+}

@@ -1,0 +1,68 @@
+//! The FIFO of one mount: calls from every connection run one at a time, in arrival order.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+
+use crate::backend::{Backend, Call, Outcome};
+use crate::conn::Reply;
+
+pub(crate) struct Job {
+    pub call: Call,
+    pub reply: Reply,
+}
+
+/// The sending side, held by the mount. Bounded by a count of waiting calls (the running one excluded).
+pub(crate) struct Queue {
+    tx: mpsc::UnboundedSender<Job>,
+    waiting: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// The receiving side, consumed by [`run`].
+pub(crate) struct Worker {
+    rx: mpsc::UnboundedReceiver<Job>,
+    waiting: Arc<AtomicUsize>,
+    backend: Arc<dyn Backend>,
+}
+
+impl Queue {
+    pub fn new(max: usize, backend: Arc<dyn Backend>) -> (Queue, Worker) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        (Queue { tx, waiting: waiting.clone(), max }, Worker { rx, waiting, backend })
+    }
+
+    /// Enqueue, or give the job back when the queue is full (or its worker gone).
+    pub fn push(&self, job: Job) -> Result<(), Job> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(job);
+        }
+        self.tx.send(job).map_err(|e| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            e.0
+        })
+    }
+
+    /// Calls waiting (not counting the one running).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+}
+
+/// Run the queue's calls one by one until every sender is gone and the queue is empty.
+pub(crate) async fn run(mut w: Worker) {
+    while let Some(job) = w.rx.recv().await {
+        w.waiting.fetch_sub(1, Ordering::AcqRel);
+        // A panicking backend must not stop the queue: the call is answered as an internal error.
+        let (backend, call) = (&w.backend, job.call);
+        let outcome = AssertUnwindSafe(async move { backend.call(call).await }).catch_unwind().await.unwrap_or_else(|_| {
+            Outcome::Thrown { name: "Error".into(), message: "Internal error".into() }
+        });
+        job.reply.outcome(outcome);
+    }
+}

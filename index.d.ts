@@ -1,0 +1,124 @@
+// Type definitions for libvms (the parts implemented so far: CallLog and the error classes).
+/// <reference types="node" />
+import { EventEmitter } from 'node:events'
+
+export type ValueEncoding = 'json' | 'utf-8' | 'utf8' | 'binary' | 'buffer'
+
+export interface InitEntry {
+  type: 'init'
+  code: string
+  filesArchiveUrl: string
+}
+
+export interface CallEntry {
+  type: 'call'
+  call: { methodName: string, args: unknown[], userId?: string }
+  result: { filesVersion: number, res?: unknown, err?: string }
+  [extra: string]: unknown
+}
+
+export type LogEntry = InitEntry | CallEntry | { type: string, [key: string]: unknown }
+
+export interface AppendCallOptions {
+  methodName: string
+  args: unknown[]
+  userId?: string
+  res?: unknown
+  /** An Error (its `name` is logged, falling back to its message) or a name. */
+  err?: Error | string | null
+  filesVersion: number
+  /** Extra fields are kept in the entry. */
+  [extra: string]: unknown
+}
+
+export interface GetOptions {
+  valueEncoding?: ValueEncoding
+  /** Wait for the entry to be appended instead of failing with OutOfBoundsError (default false). */
+  wait?: boolean
+  /** With `wait`: give up after this many ms with a TimeoutError (0 = no limit). */
+  timeout?: number
+}
+
+export interface RangeOptions {
+  start?: number
+  end?: number
+  valueEncoding?: ValueEncoding
+}
+
+/** The signed, append-only call log of a VM: a Hypercore-10 core readable by npm `hypercore@10`. */
+export class CallLog extends EventEmitter {
+  /** Create a log in `dir`; entry 0 is `{type:'init', code, filesArchiveUrl}`. */
+  static create (dir: string, code: string, filesArchiveUrl: string): Promise<CallLog>
+  /** Open an existing log (writable when its secret key is stored in it). */
+  static open (dir: string): Promise<CallLog>
+  readonly dir: string
+  /** `dat://` + 64 hex characters of the public key. */
+  readonly url: string
+  readonly key: Buffer
+  readonly discoveryKey: Buffer
+  readonly length: number
+  readonly byteLength: number
+  readonly writable: boolean
+  readonly closed: boolean
+  /** Append any JSON value; resolves with its index once durable. */
+  append (entry: unknown): Promise<number>
+  appendInit (init: { code: string, filesArchiveUrl: string }): Promise<number>
+  appendCall (call: AppendCallOptions): Promise<number>
+  /** A verified read. */
+  get (seq: number, opts?: GetOptions): Promise<any>
+  list (opts?: RangeOptions): Promise<any[]>
+  /** Streams entries without holding the log in memory. */
+  entries (opts?: RangeOptions): AsyncIterableIterator<any>
+  [Symbol.asyncIterator] (): AsyncIterableIterator<any>
+  /** Checks the signature and every entry; rejects with an IntegrityError whose `index` is the first bad entry. */
+  verify (): Promise<true>
+  close (): Promise<void>
+  on (event: 'append', listener: (seq: number) => void): this
+  on (event: 'close', listener: () => void): this
+}
+
+export type ErrorCode =
+  | 'IO_ERROR' | 'STORAGE_LOCKED' | 'STORAGE_CORRUPT' | 'NOT_A_CORE' | 'VERIFICATION_FAILED'
+  | 'INVALID_SIGNATURE' | 'OUT_OF_BOUNDS' | 'NOT_WRITABLE' | 'CLOSED' | 'BAD_ARGUMENT' | 'ENCODING_ERROR'
+  | 'INVALID_PROOF' | 'INTERNAL' | 'NOT_FOUND' | 'ENTRY_ALREADY_EXISTS' | 'PARENT_FOLDER_DOESNT_EXIST'
+  | 'INVALID_PATH' | 'ARCHIVE_NOT_WRITABLE' | 'DEST_DIRECTORY_NOT_EMPTY' | 'INVALID_ENCODING'
+  | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED'
+
+/** Base class of every libvms error: `code` is stable, `name` is the class name. */
+export class LibvmsError extends Error {
+  readonly code: ErrorCode
+  /** For integrity errors: the first bad block or entry. */
+  readonly index?: number
+}
+declare class CodedError extends LibvmsError {
+  constructor (message?: string, props?: object)
+}
+
+export namespace errors {
+  export { LibvmsError }
+  export class StorageIOError extends CodedError {}
+  export class StorageLockedError extends CodedError {}
+  export class StorageCorruptError extends CodedError {}
+  export class NotACoreError extends CodedError {}
+  export class IntegrityError extends CodedError {}
+  export class InvalidSignatureError extends CodedError {}
+  export class OutOfBoundsError extends CodedError {}
+  export class NotWritableError extends CodedError {}
+  export class ClosedError extends CodedError {}
+  export class BadArgumentError extends CodedError {}
+  export class EncodingError extends CodedError {}
+  export class InvalidProofError extends CodedError {}
+  export class InternalError extends CodedError {}
+  export class NotFoundError extends CodedError {}
+  export class EntryAlreadyExistsError extends CodedError {}
+  export class ParentFolderDoesntExistError extends CodedError {}
+  export class InvalidPathError extends CodedError {}
+  export class ArchiveNotWritableError extends CodedError {}
+  export class DestDirectoryNotEmpty extends CodedError {}
+  export class InvalidEncodingError extends CodedError {}
+  export class VerificationError extends CodedError {}
+  export class TimeoutError extends CodedError {}
+  export class ConnectionError extends CodedError {}
+  export const CODES: ErrorCode[]
+  export function errorFor (code: ErrorCode, message?: string, props?: object): LibvmsError
+}

@@ -1,0 +1,9 @@
+'use strict'
+// require('libvms'): the public API. Each class lives in lib/; the heavy lifting is in the Rust addon.
+const errors = require('./lib/errors')
+const CallLog = require('./lib/call-log')
+
+module.exports = {
+  CallLog,
+  errors
+}

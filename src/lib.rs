@@ -1,0 +1,4 @@
+//! The Node binding layer of libvms: `#[napi]` types only, argument conversion and error mapping.
+//! Everything that does work lives in `crates/*` and knows nothing of Node.
+mod call_log;
+mod errors;
