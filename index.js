@@ -2,8 +2,10 @@
 // require('libvms'): the public API. Each class lives in lib/; the heavy lifting is in the Rust addon.
 const errors = require('./lib/errors')
 const CallLog = require('./lib/call-log')
+const DatArchive = require('./lib/dat-archive')
 
 module.exports = {
   CallLog,
+  DatArchive,
   errors
 }

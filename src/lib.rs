@@ -1,4 +1,5 @@
 //! The Node binding layer of libvms: `#[napi]` types only, argument conversion and error mapping.
 //! Everything that does work lives in `crates/*` and knows nothing of Node.
+mod archive;
 mod call_log;
 mod errors;

@@ -6,6 +6,7 @@ pub mod bee;
 pub mod blobs;
 pub mod corestore;
 pub mod digest;
+pub mod disk;
 pub mod drive;
 mod store;
 

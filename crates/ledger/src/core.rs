@@ -327,8 +327,10 @@ impl Core {
             }
         }
         if let Some(b) = &e.bitfield {
-            if b.start.checked_add(b.length).is_none_or(|end| end > proof::MAX_BLOCKS.min(1 << 48)) {
-                return Err(err::corrupt("oplog bitfield range out of range"));
+            // A range can only cover blocks of the tree (as it is, or as this entry makes it).
+            let limit = self.length.max(e.tree_upgrade.as_ref().map_or(0, |u| u.length));
+            if b.start.checked_add(b.length).is_none_or(|end| end > limit) {
+                return Err(err::corrupt("oplog bitfield range is outside the tree"));
             }
             self.bitfield.set_range(b.start, b.length, !b.drop);
             self.update_contig(b);
@@ -1116,8 +1118,10 @@ impl Core {
         }
         if upgraded {
             if self.header.manifest.is_none() && self.verifier.compat {
-                // As JS does for compat cores: the manifest is derived from the key and stored.
+                // As JS does for compat cores: the manifest is derived from the key and stored
+                // (by the next flush; it can always be derived again).
                 self.header.manifest = Some(Manifest::default_signer(self.header.key));
+                self.header_dirty = true;
             }
             self.roots = new_roots;
             self.length = new_len;
@@ -1277,5 +1281,129 @@ impl<'a> DataReader<'a> {
         }
         let at = (offset - self.start) as usize;
         Ok(&self.buf[at..at + size as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kp() -> KeyPair {
+        KeyPair::from_seed([7; 32])
+    }
+
+    /// A header too big for its 4 KiB slot goes to the `header` file (big-header.js), and is
+    /// read back from there.
+    #[test]
+    fn external_header_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let mut core = Core::create_with_keypair(Storage::Disk(dir.clone()), kp()).unwrap();
+        core.append_batch(&[b"x"]).unwrap();
+        core.header.user_data.push(("big".into(), Some(vec![0x5a; 5000])));
+        core.flush().unwrap();
+        assert!(core.header.external.is_some());
+        core.append_batch(&[b"y"]).unwrap();
+        core.close().unwrap();
+        assert!(std::fs::metadata(dir.join("header")).unwrap().len() > 5000);
+        let mut core = Core::open(&dir).unwrap();
+        assert_eq!(core.length(), 2);
+        assert_eq!(core.header.user_data[0].1.as_ref().unwrap().len(), 5000);
+        assert_eq!(core.get(1).unwrap(), b"y");
+        core.append_batch(&[b"z"]).unwrap();
+        core.close().unwrap();
+        let mut core = Core::open(&dir).unwrap();
+        assert_eq!(core.get(2).unwrap(), b"z");
+        core.verify().unwrap();
+    }
+
+    /// Legacy version-0 headers (hypercore 10.0.x) open as compat cores keyed by the public key.
+    #[test]
+    fn v0_header_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let mut core = Core::create_with_keypair(Storage::Disk(dir.clone()), kp()).unwrap();
+        core.append_batch(&[b"one", b"two"]).unwrap();
+        core.close().unwrap();
+        let core = Core::open(&dir).unwrap();
+        let h = core.header.clone();
+        drop(core);
+        let mut e = crate::encoding::Encoder::new();
+        e.uint(0);
+        e.string("blake2b");
+        e.string("raw");
+        e.string("ed25519");
+        e.uint(0); // userData
+        e.uint(h.tree.fork);
+        e.uint(h.tree.length);
+        e.buffer(h.tree.root_hash.as_deref());
+        e.buffer(h.tree.signature.as_deref());
+        e.buffer(Some(&kp().public));
+        e.buffer(Some(&kp().secret.unwrap()));
+        e.uint(0);
+        e.uint(2);
+        let mut op = vec![0u8; 8192];
+        let f = oplog::frame(&e.buf, 0, false);
+        op[..f.len()].copy_from_slice(&f);
+        std::fs::write(dir.join("oplog"), op).unwrap();
+        let mut core = Core::open(&dir).unwrap();
+        assert_eq!(core.key(), kp().public);
+        assert!(core.compat() && core.writable());
+        assert_eq!(core.manifest().unwrap().version, 0);
+        assert_eq!(core.get(1).unwrap(), b"two");
+        core.append_batch(&[b"three"]).unwrap();
+        core.close().unwrap();
+        let mut core = Core::open(&dir).unwrap();
+        assert_eq!(core.get(2).unwrap(), b"three");
+        core.verify().unwrap();
+    }
+
+    /// JS flush schedule: the first mutation after open, then every 4th, or at 64 KiB of entries.
+    #[test]
+    fn flush_schedule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let oplog_len = || std::fs::metadata(dir.join("oplog")).unwrap().len();
+        let mut core = Core::create_with_keypair(Storage::Disk(dir.clone()), kp()).unwrap();
+        let mut sizes = vec![];
+        for i in 0..9u8 {
+            core.append_batch(&[&[i][..]]).unwrap();
+            sizes.push(oplog_len() > 8192);
+        }
+        // flushes at appends 1, 5, 9
+        assert_eq!(sizes, [false, true, true, true, false, true, true, true, false]);
+        drop(core);
+        let mut core = Core::open(&dir).unwrap();
+        core.append_batch(&[b"after reopen"]).unwrap();
+        assert_eq!(oplog_len(), 8192, "first mutation after open flushes");
+        core.append_batch(&[b"x"]).unwrap();
+        assert!(oplog_len() > 8192);
+        // A batch whose entry reaches 64 KiB flushes at once.
+        let big: Vec<Vec<u8>> = (0..1000u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let refs: Vec<&[u8]> = big.iter().map(|b| &b[..]).collect();
+        core.append_batch(&refs).unwrap();
+        assert_eq!(oplog_len(), 8192);
+        assert_eq!(core.length(), 1011);
+    }
+
+    #[test]
+    fn hostile_oplog_entry_ranges_are_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let mut core = Core::create_with_keypair(Storage::Disk(dir.clone()), kp()).unwrap();
+        core.append_batch(&[b"a"]).unwrap();
+        core.append_batch(&[b"b"]).unwrap();
+        drop(core);
+        let op = std::fs::read(dir.join("oplog")).unwrap();
+        let entry = Entry {
+            bitfield: Some(BitfieldUpdate { drop: false, start: 0, length: 1 << 40 }),
+            ..Default::default()
+        };
+        let mut op2 = op.clone();
+        op2.extend_from_slice(&oplog::frame(&entry.encode(), 1, false));
+        std::fs::write(dir.join("oplog"), &op2).unwrap();
+        assert_eq!(Core::open(&dir).err().unwrap().code, ErrorCode::StorageCorrupt);
+        // Nothing was rewritten by the failed open.
+        assert_eq!(std::fs::read(dir.join("oplog")).unwrap(), op2);
     }
 }

@@ -2,11 +2,13 @@
 //! drains this connection's own outgoing queue (so a slow reader never stalls a mount), and the reply routing.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use percent_encoding::percent_decode;
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -41,44 +43,113 @@ pub(crate) enum CloseReason {
 pub(crate) enum Out {
     Text(String),
     Ping,
+    /// Finish a write the fast path could not complete.
+    Flush,
     Close(CloseFrame),
 }
 
-/// The outgoing queue of one connection, shared by its reader and by every mount worker holding a reply for it.
+/// The outgoing side of one connection, shared by its reader and by every mount worker holding a reply for it.
+///
+/// A reply is written straight to the socket when nothing is queued before it and the socket takes it at once
+/// (the common case: no task hop); otherwise it goes to this connection's queue, drained by its writer task.
+/// Past `limit` queued bytes the connection is dropped: a slow reader loses its connection, never blocks anyone.
 pub(crate) struct Outbox {
     tx: mpsc::UnboundedSender<Out>,
+    sink: tokio::sync::Mutex<Option<SplitSink<Ws, Message>>>,
+    /// Items sent to the queue and not yet handed to the socket. Only changes under `sink`'s lock or upwards.
+    queued: AtomicUsize,
     bytes: AtomicUsize,
     limit: usize,
     killed: AtomicBool,
+    /// A close frame is on its way: nothing more is sent.
+    closing: AtomicBool,
     kill_notify: Notify,
 }
 
+enum Direct {
+    Done,
+    /// Accepted, but the flush would block: the writer finishes it.
+    NeedsFlush,
+    Blocked(String),
+    Failed,
+}
+
+fn write_now(sink: &mut SplitSink<Ws, Message>, text: String) -> Direct {
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    let mut s = Pin::new(sink);
+    match s.as_mut().poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(_)) => return Direct::Failed,
+        Poll::Pending => return Direct::Blocked(text),
+    }
+    if s.as_mut().start_send(Message::Text(text.into())).is_err() {
+        return Direct::Failed;
+    }
+    match s.as_mut().poll_flush(&mut cx) {
+        Poll::Ready(Ok(())) => Direct::Done,
+        Poll::Ready(Err(_)) => Direct::Failed,
+        Poll::Pending => Direct::NeedsFlush,
+    }
+}
+
 impl Outbox {
-    fn new(limit: usize) -> (Arc<Outbox>, mpsc::UnboundedReceiver<Out>) {
+    fn new(sink: SplitSink<Ws, Message>, limit: usize) -> (Arc<Outbox>, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let ob = Outbox { tx, bytes: AtomicUsize::new(0), limit, killed: AtomicBool::new(false), kill_notify: Notify::new() };
+        let ob = Outbox {
+            tx,
+            sink: tokio::sync::Mutex::new(Some(sink)),
+            queued: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            limit,
+            killed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            kill_notify: Notify::new(),
+        };
         (Arc::new(ob), rx)
     }
 
-    /// Queue a text frame. Past the byte bound the connection is dropped: a slow reader loses its connection,
-    /// never blocks anyone else.
+    /// Send a text frame, in order with every other frame of this connection.
     pub(crate) fn push(&self, text: String) {
-        if self.killed.load(Ordering::Acquire) {
+        if self.killed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
             return;
         }
+        if self.queued.load(Ordering::Acquire) == 0 {
+            if let Ok(mut guard) = self.sink.try_lock() {
+                // Re-checked under the lock: nothing queued before us, so writing now keeps the order.
+                if self.queued.load(Ordering::Acquire) == 0 {
+                    let Some(sink) = guard.as_mut() else { return };
+                    match write_now(sink, text) {
+                        Direct::Done => {}
+                        Direct::NeedsFlush => self.send(Out::Flush),
+                        Direct::Failed => self.kill(),
+                        // Queued while still holding the lock, so no later frame can overtake it.
+                        Direct::Blocked(text) => self.enqueue(text),
+                    }
+                    return;
+                }
+            }
+        }
+        self.enqueue(text);
+    }
+
+    fn enqueue(&self, text: String) {
         let n = text.len();
         if self.bytes.fetch_add(n, Ordering::AcqRel) + n > self.limit {
             self.kill();
             return;
         }
-        let _ = self.tx.send(Out::Text(text));
+        self.send(Out::Text(text));
     }
 
     fn send(&self, o: Out) {
-        let _ = self.tx.send(o);
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(o).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     fn close(&self, code: CloseCode, reason: &'static str) {
+        self.closing.store(true, Ordering::Release);
         self.send(Out::Close(CloseFrame { code, reason: reason.into() }));
     }
 
@@ -98,11 +169,19 @@ impl Outbox {
             notified.await;
         }
     }
+
+    /// Drop the write half (the socket closes once the read half is gone too), even while replies are pending.
+    async fn release(&self) {
+        self.kill();
+        self.sink.lock().await.take();
+    }
 }
 
-async fn write_loop(mut sink: SplitSink<Ws, Message>, mut rx: mpsc::UnboundedReceiver<Out>, ob: Arc<Outbox>) {
+async fn write_loop(mut rx: mpsc::UnboundedReceiver<Out>, ob: Arc<Outbox>) {
     let work = async {
         while let Some(first) = rx.recv().await {
+            let mut guard = ob.sink.lock().await;
+            let Some(sink) = guard.as_mut() else { return Ok(()) };
             // Coalesce whatever is ready into one flush.
             let mut next = Some(first);
             while let Some(o) = next.take() {
@@ -113,11 +192,14 @@ async fn write_loop(mut sink: SplitSink<Ws, Message>, mut rx: mpsc::UnboundedRec
                         ob.bytes.fetch_sub(n, Ordering::AcqRel);
                     }
                     Out::Ping => sink.feed(Message::Ping(Bytes::new())).await?,
+                    Out::Flush => {}
                     Out::Close(f) => {
+                        ob.queued.fetch_sub(1, Ordering::AcqRel);
                         sink.send(Message::Close(Some(f))).await?;
                         return Ok(());
                     }
                 }
+                ob.queued.fetch_sub(1, Ordering::AcqRel);
                 next = rx.try_recv().ok();
             }
             sink.flush().await?;
@@ -329,6 +411,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
         .max_frame_size(Some(cfg.max_message_bytes));
 
     let mut target: Option<(String, String)> = None;
+    #[allow(clippy::result_large_err)] // tungstenite's callback signature
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if refuse {
             let mut r = ErrorResponse::new(Some("Too many connections".to_owned()));
@@ -349,8 +432,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
     let conn_id = shared.register_conn(&path, close_tx);
 
     let (sink, mut stream) = ws.split();
-    let (out, rx) = Outbox::new(cfg.max_outgoing_bytes);
-    let mut writer = tokio::spawn(write_loop(sink, rx, out.clone()));
+    let (out, rx) = Outbox::new(sink, cfg.max_outgoing_bytes);
+    let mut writer = tokio::spawn(write_loop(rx, out.clone()));
     let mut ctx = Ctx { shared: shared.clone(), path, user, mount: None, out: out.clone() };
 
     let ping_every = cfg.ping_interval.max(Duration::from_millis(10));
@@ -414,6 +497,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
     if !writer_done {
         let _ = writer.await;
     }
+    out.release().await;
     drop(stream);
     shared.deregister_conn(conn_id);
 }

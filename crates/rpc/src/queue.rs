@@ -37,6 +37,7 @@ impl Queue {
     }
 
     /// Enqueue, or give the job back when the queue is full (or its worker gone).
+    #[allow(clippy::result_large_err)] // the job is handed back by value, once
     pub fn push(&self, job: Job) -> Result<(), Job> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.waiting.fetch_sub(1, Ordering::AcqRel);

@@ -1,0 +1,181 @@
+//! Archives on disk: the drive's two logs are ledger cores laid out as corestore@6 lays them out
+//! (`primary-key`, `cores/<dk[0:2]>/<dk[2:4]>/<dk>/`), so npm `hyperdrive@11` + `corestore@6` open the folder.
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use libvms_errors::{err, Result};
+use libvms_ledger::{Core, KeyPair, Storage};
+
+use crate::bee::messages::Header;
+use crate::corestore::{self, DB_CORE_NAME, DEFAULT_NAMESPACE};
+use crate::drive::Drive;
+use crate::store::BlockStore;
+
+/// A ledger core as the archive's block log. Clones share the core (a checkout holds one); `close` ends it for all.
+#[derive(Clone)]
+pub struct LedgerStore {
+    core: Arc<Mutex<Option<Core>>>,
+    read_only: bool,
+}
+
+/// A files archive stored on disk.
+pub type DiskDrive = Drive<LedgerStore, LedgerStore>;
+
+impl LedgerStore {
+    pub fn new(core: Core) -> LedgerStore {
+        let read_only = !core.writable();
+        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Core>> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
+        match self.lock().as_mut() {
+            Some(core) => f(core),
+            None => Err(err::closed("archive is closed")),
+        }
+    }
+
+    pub fn key(&self) -> Result<[u8; 32]> {
+        self.with(|c| Ok(c.key()))
+    }
+
+    /// Flush and release the core, for every clone. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        match self.lock().take() {
+            Some(core) => core.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BlockStore for LedgerStore {
+    fn len(&self) -> u64 {
+        self.lock().as_ref().map_or(0, Core::length)
+    }
+
+    fn byte_len(&self) -> u64 {
+        self.lock().as_ref().map_or(0, Core::byte_length)
+    }
+
+    fn get(&mut self, index: u64) -> Result<Vec<u8>> {
+        self.with(|c| c.get(index))
+    }
+
+    fn append_batch(&mut self, blocks: &[&[u8]]) -> Result<u64> {
+        if self.read_only {
+            return Err(err::archive_not_writable("this archive was opened without its secret key"));
+        }
+        self.with(|c| c.append_batch(blocks))
+    }
+
+    fn is_writable(&self) -> bool {
+        !self.read_only
+    }
+
+    fn has(&mut self, index: u64) -> bool {
+        self.lock().as_ref().is_some_and(|c| c.has(index))
+    }
+}
+
+fn core_path(root: &Path, key: &[u8; 32]) -> PathBuf {
+    root.join(corestore::core_dir(&corestore::discovery_key(key)))
+}
+
+/// A new archive in `root` (which must not hold one): fresh primary key, db and blobs cores derived from it as
+/// corestore does for `new Hyperdrive(store)`.
+pub fn create(root: &Path) -> Result<DiskDrive> {
+    if corestore::primary_key_path(root).exists() {
+        return Err(err::entry_exists(format!("{} already holds an archive", root.display())));
+    }
+    let primary = corestore::load_or_create_primary_key(root)?;
+    let (db_seed, db_key) = corestore::core_key_pair(&primary, &DEFAULT_NAMESPACE, DB_CORE_NAME);
+    let blobs_name = corestore::blobs_core_name(&db_key);
+    let (blobs_seed, blobs_key) = corestore::core_key_pair(&primary, &DEFAULT_NAMESPACE, &blobs_name);
+    let meta = Core::create_with_keypair(Storage::Disk(core_path(root, &db_key)), KeyPair::from_seed(db_seed))?;
+    let content = Core::create_with_keypair(Storage::Disk(core_path(root, &blobs_key)), KeyPair::from_seed(blobs_seed))?;
+    Drive::new(LedgerStore::new(meta), LedgerStore::new(content), Some(blobs_key))
+}
+
+/// Reopen the archive in `root`; when `expected_key` is given, it must be the archive's key.
+pub fn open(root: &Path, expected_key: Option<[u8; 32]>) -> Result<DiskDrive> {
+    let primary = match std::fs::read(corestore::primary_key_path(root)) {
+        Ok(bytes) => corestore::parse_primary_key(&bytes)
+            .ok_or_else(|| err::corrupt(format!("{}: primary-key is shorter than 32 bytes", root.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(err::not_a_core(format!("{} holds no archive (no primary-key)", root.display())))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (_, db_key) = corestore::core_key_pair(&primary, &DEFAULT_NAMESPACE, DB_CORE_NAME);
+    if let Some(want) = expected_key {
+        if want != db_key {
+            return Err(err::bad_argument(format!(
+                "{} holds archive {}, not {}",
+                root.display(),
+                hex(&db_key),
+                hex(&want)
+            )));
+        }
+    }
+    let mut meta = LedgerStore::new(Core::open(&core_path(root, &db_key))?);
+    if meta.is_empty() {
+        return Err(err::corrupt("archive metadata log has no header block"));
+    }
+    let header = Header::decode_block(&meta.get(0)?)?;
+    let content_key = header
+        .content_key()?
+        .ok_or_else(|| err::corrupt("archive header names no content log"))?;
+    let content = LedgerStore::new(Core::open(&core_path(root, &content_key))?);
+    Drive::new(meta, content, Some(content_key))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libvms_errors::ErrorCode;
+
+    #[test]
+    fn create_write_reopen_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = {
+            let mut d = create(dir.path()).unwrap();
+            d.write_file("/dat.json", b"{}").unwrap();
+            d.mkdir("/a").unwrap();
+            d.write_file("/a/big.bin", &vec![7u8; 200_000]).unwrap();
+            let key = d.bee().store().key().unwrap();
+            d.bee().store().close().unwrap();
+            d.content().close().unwrap();
+            key
+        };
+        let mut d = open(dir.path(), Some(key)).unwrap();
+        assert_eq!(d.read_file("/a/big.bin").unwrap(), vec![7u8; 200_000]);
+        assert_eq!(d.readdir("/", false).unwrap(), vec!["a".to_string(), "dat.json".to_string()]);
+        assert_eq!(d.version(), 4);
+    }
+
+    #[test]
+    fn wrong_key_missing_dir_and_second_create_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = create(dir.path()).unwrap();
+        assert_eq!(create(dir.path()).err().unwrap().code, ErrorCode::EntryAlreadyExists);
+        drop(d);
+        assert_eq!(open(dir.path(), Some([9; 32])).err().unwrap().code, ErrorCode::BadArgument);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(open(empty.path(), None).err().unwrap().code, ErrorCode::NotACore);
+    }
+
+    #[test]
+    fn a_second_open_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = create(dir.path()).unwrap();
+        d.write_file("/x", b"1").unwrap();
+        assert_eq!(open(dir.path(), None).err().unwrap().code, ErrorCode::StorageLocked);
+    }
+}

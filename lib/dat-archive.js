@@ -1,0 +1,228 @@
+'use strict'
+// DatArchive: the files archive of a VM, with the API of Beaker's / node-dat-archive's DatArchive, stored in the
+// Hyperdrive 11 format (Hyperbee metadata + Hyperblobs content, corestore@6 layout) by the Rust addon.
+const fs = require('node:fs')
+const path = require('node:path')
+
+const native = require('./native')
+const {
+  wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError
+} = require('./errors')
+
+const KEY_RE = /^(?:dat:\/\/)?([0-9a-f]{64})(?:\+(\d+))?\/?$/i
+
+class Stat {
+  constructor (s) {
+    this._dir = s.isDir
+    this.size = s.size
+    this.blocks = s.blocks
+    this.downloaded = s.downloaded
+    this.mtime = new Date(s.mtime)
+    this.ctime = new Date(s.ctime)
+  }
+
+  isFile () { return !this._dir }
+  isDirectory () { return this._dir }
+}
+
+class DatArchive {
+  /**
+   * Open the archive `url` stored at `opts.localPath`. Fetching an archive from peers (no localPath) comes with
+   * replication. Methods wait for the open; `await archive.ready()` surfaces its errors early.
+   */
+  constructor (url, { localPath } = {}, _native) {
+    if (_native) {
+      this._drive = _native
+      this._opening = Promise.resolve()
+    } else {
+      const m = typeof url === 'string' ? KEY_RE.exec(url) : null
+      if (!m) throw new BadArgumentError(`not a dat:// archive URL: ${url}`)
+      if (typeof localPath !== 'string' || !localPath) {
+        throw new BadArgumentError('new DatArchive(url) needs {localPath}: downloading archives from peers comes with replication')
+      }
+      this._drive = null
+      this._opening = Promise.resolve().then(() => {
+        this._drive = wrapNative(() => native.NativeDrive.open(path.resolve(localPath), m[1].toLowerCase()))
+      })
+      this._opening.catch(() => {}) // surfaced by ready() and every method
+    }
+    this._closing = null
+  }
+
+  /** Create a new archive at `localPath` with `/dat.json` = {title, description}. Its version is then 1. */
+  static async create ({ localPath, title, description, type } = {}) {
+    if (typeof localPath !== 'string' || !localPath) throw new BadArgumentError('DatArchive.create needs {localPath}')
+    fs.mkdirSync(localPath, { recursive: true })
+    const drive = wrapNative(() => native.NativeDrive.create(path.resolve(localPath)))
+    const archive = new DatArchive(null, {}, drive)
+    const manifest = {}
+    if (title !== undefined) manifest.title = title
+    if (description !== undefined) manifest.description = description
+    if (type !== undefined) manifest.type = type
+    try {
+      await archive.writeFile('/dat.json', JSON.stringify(manifest, null, 2))
+    } catch (e) {
+      await archive.close()
+      throw e
+    }
+    return archive
+  }
+
+  async ready () {
+    await this._opening
+    return this
+  }
+
+  get key () { return this._live().key }
+  get url () { return 'dat://' + this.key.toString('hex') }
+  /** Writes so far: 1 right after create, +1 per entry written. */
+  get version () { return this._live().version }
+  get writable () { return this._live().writable }
+
+  async getInfo () {
+    const drive = await this._open()
+    let manifest = {}
+    try {
+      manifest = JSON.parse((await wrapNative(() => drive.readFile('/dat.json'))).toString('utf8'))
+    } catch (e) {
+      if (e.code !== 'NOT_FOUND' && !(e instanceof SyntaxError)) throw e
+    }
+    return {
+      key: drive.key.toString('hex'),
+      url: 'dat://' + drive.key.toString('hex'),
+      isOwner: drive.writable,
+      version: drive.version,
+      peers: 0,
+      title: manifest.title,
+      description: manifest.description,
+      type: manifest.type
+    }
+  }
+
+  async stat (filepath) {
+    const drive = await this._open()
+    return new Stat(await wrapNative(() => drive.stat(checkPath(filepath))))
+  }
+
+  async readFile (filepath, opts) {
+    const encoding = encodingOf(opts, 'utf8')
+    const drive = await this._open()
+    const buf = await wrapNative(() => drive.readFile(checkPath(filepath)))
+    return decode(buf, encoding)
+  }
+
+  async readdir (filepath = '/', opts = {}) {
+    const { recursive = false, stat = false } = opts || {}
+    const drive = await this._open()
+    const dir = checkPath(filepath)
+    const names = await wrapNative(() => drive.readdir(dir, !!recursive))
+    if (!stat) return names
+    const out = []
+    for (const name of names) out.push({ name, stat: await this.stat(path.posix.join(dir, name)) })
+    return out
+  }
+
+  async writeFile (filepath, data, opts) {
+    const encoding = encodingOf(opts, typeof data === 'string' ? 'utf8' : 'binary')
+    const bytes = toBytes(data, encoding)
+    const drive = await this._open()
+    await wrapNative(() => drive.writeFile(checkPath(filepath), bytes))
+  }
+
+  async mkdir (filepath) {
+    const drive = await this._open()
+    await wrapNative(() => drive.mkdir(checkPath(filepath)))
+  }
+
+  async unlink (filepath) {
+    const drive = await this._open()
+    await wrapNative(() => drive.unlink(checkPath(filepath)))
+  }
+
+  async rmdir (filepath, opts = {}) {
+    const drive = await this._open()
+    await wrapNative(() => drive.rmdir(checkPath(filepath), !!(opts && opts.recursive)))
+  }
+
+  async rename (src, dst) {
+    const drive = await this._open()
+    await wrapNative(() => drive.rename(checkPath(src), checkPath(dst)))
+  }
+
+  async copy (src, dst) {
+    const drive = await this._open()
+    await wrapNative(() => drive.copy(checkPath(src), checkPath(dst)))
+  }
+
+  /** One record per version in [start, end): `{type: 'put'|'del', path, version}`. */
+  async history ({ start = 0, end, reverse = false } = {}) {
+    const drive = await this._open()
+    return wrapNative(() => drive.history(start, end === undefined ? null : end, !!reverse))
+  }
+
+  /** A read-only view of the archive as it was at `version`. */
+  checkout (version) {
+    if (!Number.isSafeInteger(version) || version < 0) throw new BadArgumentError('version must be a non-negative integer')
+    const drive = this._live()
+    return new DatArchive(null, {}, wrapNative(() => drive.checkout(version)))
+  }
+
+  /** Local data is always present: resolves at once. (Downloads from peers come with replication.) */
+  async download (filepath = '/') {
+    await this._open()
+    checkPath(filepath)
+  }
+
+  close () {
+    if (!this._closing) {
+      this._closing = this._opening.catch(() => {}).then(async () => {
+        const drive = this._drive
+        this._drive = null
+        if (drive) await wrapNative(() => drive.close())
+      })
+    }
+    return this._closing
+  }
+
+  async _open () {
+    await this._opening
+    return this._live()
+  }
+
+  _live () {
+    if (this._closing || !this._drive) {
+      if (this._closing) throw new ClosedError('archive is closed')
+      throw new ClosedError('archive is not open yet: await archive.ready()')
+    }
+    return this._drive
+  }
+}
+
+function checkPath (p) {
+  if (typeof p !== 'string' || p === '') throw new InvalidPathError('path must be a non-empty string')
+  if (p.includes('\0')) throw new InvalidPathError('path must not contain NUL bytes')
+  return p
+}
+
+const ENCODINGS = { utf8: 'utf8', 'utf-8': 'utf8', hex: 'hex', base64: 'base64', binary: 'binary', buffer: 'binary' }
+
+function encodingOf (opts, fallback) {
+  const name = typeof opts === 'string' ? opts : (opts && opts.encoding) || fallback
+  const enc = ENCODINGS[name]
+  if (!enc) throw new InvalidEncodingError(`unsupported encoding ${JSON.stringify(name)} (utf8, hex, base64, binary)`)
+  return enc
+}
+
+function decode (buf, encoding) {
+  return encoding === 'binary' ? buf : buf.toString(encoding)
+}
+
+function toBytes (data, encoding) {
+  if (typeof data === 'string') return Buffer.from(data, encoding === 'binary' ? 'utf8' : encoding)
+  if (Buffer.isBuffer(data)) return data
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
+  throw new BadArgumentError('data must be a string, Buffer or Uint8Array')
+}
+
+module.exports = DatArchive

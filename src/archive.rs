@@ -1,0 +1,281 @@
+//! `NativeDrive`: the files archive behind `lib/dat-archive.js`. Work runs on the blocking pool (each write syncs);
+//! versions are libvms's (writes so far: 1 after the `/dat.json` of create), one less than Hyperdrive's.
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use libvms_archive::bee::ChangeType;
+use libvms_archive::disk::{self, DiskDrive};
+use libvms_archive::content_diff;
+use libvms_errors::{err, Result};
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+use crate::errors::{guard, js};
+
+type Shared = Arc<Mutex<Option<DiskDrive>>>;
+
+#[napi]
+pub struct NativeDrive {
+    drive: Shared,
+    key: [u8; 32],
+}
+
+#[napi(object)]
+pub struct DriveStat {
+    pub is_dir: bool,
+    pub size: f64,
+    pub mtime: f64,
+    pub ctime: f64,
+    pub blocks: f64,
+    pub downloaded: f64,
+}
+
+#[napi(object)]
+pub struct HistoryItem {
+    #[napi(js_name = "type")]
+    pub kind: String,
+    pub path: String,
+    pub version: f64,
+}
+
+#[napi(object)]
+pub struct DriveDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+fn key_from_hex(hex: &str) -> Result<[u8; 32]> {
+    let bad = || err::bad_argument(format!("not a 64-hex-digit key: {hex}"));
+    if hex.len() != 64 {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    }
+    Ok(key)
+}
+
+fn with<R>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Result<R> {
+    match drive.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        Some(d) => f(d),
+        None => Err(err::closed("archive is closed")),
+    }
+}
+
+/// Run `f` on the drive on the blocking pool, catching panics.
+async fn run<R: Send + 'static>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R> + Send + 'static) -> napi::Result<R> {
+    let drive = drive.clone();
+    match tokio::task::spawn_blocking(move || guard(|| with(&drive, f))).await {
+        Ok(r) => r,
+        Err(e) => js(Err(err::internal(format!("archive task failed: {e}")))),
+    }
+}
+
+/// Hyperdrive's version (max(1, metadata length)) as libvms counts: writes so far.
+fn version_of(d: &DiskDrive) -> f64 {
+    d.version().saturating_sub(1) as f64
+}
+
+impl NativeDrive {
+    fn wrap(drive: DiskDrive, key: [u8; 32]) -> NativeDrive {
+        NativeDrive { drive: Arc::new(Mutex::new(Some(drive))), key }
+    }
+}
+
+#[napi]
+impl NativeDrive {
+    /// A new, empty archive in `dir` (corestore@6 layout).
+    #[napi(factory, catch_unwind)]
+    pub fn create(dir: String) -> napi::Result<NativeDrive> {
+        guard(|| {
+            let mut drive = disk::create(&PathBuf::from(dir))?;
+            let key = drive.bee().store().key()?;
+            Ok(NativeDrive::wrap(drive, key))
+        })
+    }
+
+    /// Reopen the archive in `dir`, which must be `key_hex` when given.
+    #[napi(factory, catch_unwind)]
+    pub fn open(dir: String, key_hex: Option<String>) -> napi::Result<NativeDrive> {
+        guard(|| {
+            let expected = key_hex.as_deref().map(key_from_hex).transpose()?;
+            let mut drive = disk::open(&PathBuf::from(dir), expected)?;
+            let key = drive.bee().store().key()?;
+            Ok(NativeDrive::wrap(drive, key))
+        })
+    }
+
+    #[napi(getter)]
+    pub fn key(&self) -> Buffer {
+        self.key.to_vec().into()
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn version(&self) -> napi::Result<f64> {
+        guard(|| with(&self.drive, |d| Ok(version_of(d))))
+    }
+
+    #[napi(getter)]
+    pub fn writable(&self) -> bool {
+        with(&self.drive, |d| Ok(d.is_writable())).unwrap_or(false)
+    }
+
+    #[napi]
+    pub async fn write_file(&self, path: String, data: Buffer) -> napi::Result<f64> {
+        let data = data.to_vec();
+        run(&self.drive, move |d| d.write_file(&path, &data).map(|_| version_of(d))).await
+    }
+
+    #[napi]
+    pub async fn read_file(&self, path: String) -> napi::Result<Buffer> {
+        run(&self.drive, move |d| d.read_file(&path).map(Buffer::from)).await
+    }
+
+    #[napi]
+    pub async fn stat(&self, path: String) -> napi::Result<DriveStat> {
+        run(&self.drive, move |d| {
+            let s = d.stat(&path)?;
+            Ok(DriveStat {
+                is_dir: s.is_dir,
+                size: s.size as f64,
+                mtime: s.mtime as f64,
+                ctime: s.ctime as f64,
+                blocks: s.blocks as f64,
+                downloaded: s.downloaded as f64,
+            })
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn readdir(&self, path: String, recursive: bool) -> napi::Result<Vec<String>> {
+        run(&self.drive, move |d| d.readdir(&path, recursive)).await
+    }
+
+    #[napi]
+    pub async fn mkdir(&self, path: String) -> napi::Result<f64> {
+        run(&self.drive, move |d| d.mkdir(&path).map(|_| version_of(d))).await
+    }
+
+    #[napi]
+    pub async fn unlink(&self, path: String) -> napi::Result<f64> {
+        run(&self.drive, move |d| d.unlink(&path).map(|_| version_of(d))).await
+    }
+
+    #[napi]
+    pub async fn rmdir(&self, path: String, recursive: bool) -> napi::Result<f64> {
+        run(&self.drive, move |d| d.rmdir(&path, recursive).map(|_| version_of(d))).await
+    }
+
+    #[napi]
+    pub async fn rename(&self, src: String, dst: String) -> napi::Result<f64> {
+        run(&self.drive, move |d| d.rename(&src, &dst).map(|_| version_of(d))).await
+    }
+
+    #[napi]
+    pub async fn copy(&self, src: String, dst: String) -> napi::Result<f64> {
+        run(&self.drive, move |d| d.copy(&src, &dst).map(|_| version_of(d))).await
+    }
+
+    /// Writes with libvms version in [start, end): `{type: 'put'|'del', path, version}`.
+    #[napi]
+    pub async fn history(&self, start: f64, end: Option<f64>, reverse: bool) -> napi::Result<Vec<HistoryItem>> {
+        let start = to_u64(start, "start");
+        let end = end.map(|e| to_u64(e, "end")).transpose();
+        run(&self.drive, move |d| {
+            let (start, end) = (start?, end?);
+            let records = d.history(start + 1, end.map(|e| e + 1), reverse)?;
+            Ok(records
+                .into_iter()
+                .map(|r| HistoryItem {
+                    kind: match r.kind {
+                        ChangeType::Put => "put".into(),
+                        ChangeType::Del => "del".into(),
+                    },
+                    path: r.path,
+                    version: r.version.saturating_sub(1) as f64,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// A read-only view at libvms version `version`.
+    #[napi(catch_unwind)]
+    pub fn checkout(&self, version: f64) -> napi::Result<NativeDrive> {
+        guard(|| {
+            let v = to_u64(version, "version")?;
+            let view = with(&self.drive, |d| {
+                if v > d.version().saturating_sub(1) {
+                    return Err(err::bad_argument(format!("version {v} is in the future")));
+                }
+                d.checkout(v + 1)
+            })?;
+            Ok(NativeDrive::wrap(view, self.key))
+        })
+    }
+
+    /// BLAKE2b-256 over the sorted (path, content hash) list of files, `/dat.json` excluded.
+    #[napi]
+    pub async fn content_digest(&self) -> napi::Result<Buffer> {
+        run(&self.drive, |d| d.content_digest().map(|h| Buffer::from(h.to_vec()))).await
+    }
+
+    /// Paths added, removed and changed from archive `a` to archive `b` (content only, `/dat.json` excluded).
+    #[napi]
+    pub async fn diff(a: &NativeDrive, b: &NativeDrive) -> napi::Result<DriveDiff> {
+        let (a, b) = (a.drive.clone(), b.drive.clone());
+        let same = Arc::ptr_eq(&a, &b);
+        let task = tokio::task::spawn_blocking(move || {
+            guard(|| {
+                if same {
+                    return Ok(DriveDiff { added: vec![], removed: vec![], changed: vec![] });
+                }
+                with(&a, |da| {
+                    with(&b, |db| {
+                        let shared = da.content().key()? == db.content().key()?;
+                        let d = content_diff(da, db, shared)?;
+                        Ok(DriveDiff { added: d.added, removed: d.removed, changed: d.changed })
+                    })
+                })
+            })
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => js(Err(err::internal(format!("diff task failed: {e}")))),
+        }
+    }
+
+    /// Flush and release both logs (and end every checkout of this archive). Idempotent.
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        let drive = self.drive.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            guard(|| {
+                let taken = drive.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match taken {
+                    Some(mut d) => {
+                        d.bee().store().close()?;
+                        d.content().close()
+                    }
+                    None => Ok(()),
+                }
+            })
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => js(Err(err::internal(format!("close task failed: {e}")))),
+        }
+    }
+}
+
+fn to_u64(n: f64, what: &str) -> Result<u64> {
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
+        Ok(n as u64)
+    } else {
+        Err(err::bad_argument(format!("{what} must be a non-negative integer")))
+    }
+}
+
