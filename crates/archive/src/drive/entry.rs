@@ -10,7 +10,7 @@ pub struct DriveEntry {
     pub linkname: Option<String>,
     pub blob: Option<BlobId>,
     /// Any JSON. libvms writes `{"ctime":ms,"mtime":ms}` for files and adds `"type":"directory"` for
-    /// directory markers (serde_json writes object keys sorted).
+    /// directory markers, keys always in sorted order (see `directory` and `Drive::write_file_chunks`).
     pub metadata: Value,
 }
 
@@ -30,7 +30,8 @@ impl DriveEntry {
             executable: false,
             linkname: None,
             blob: None,
-            metadata: json!({"type": "directory", "mtime": mtime, "ctime": ctime}),
+            // Keys in sorted order, written in that order whether or not serde_json preserves insertion order.
+            metadata: json!({"ctime": ctime, "mtime": mtime, "type": "directory"}),
         }
     }
 

@@ -352,7 +352,7 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
         self.require_parent(&path)?;
         let now = (self.clock)();
         let blob = blobs::put_blob_chunks(&mut self.content, chunks)?;
-        let e = DriveEntry::file(blob, json!({"mtime": now, "ctime": ctime.unwrap_or(now)}));
+        let e = DriveEntry::file(blob, json!({"ctime": ctime.unwrap_or(now), "mtime": now}));
         self.put_entry(&path, &e)
     }
 
