@@ -1,4 +1,4 @@
-// Type definitions for libvms (the parts implemented so far: CallLog and the error classes).
+// Type definitions for libvms (the parts implemented so far: CallLog, DatArchive and the error classes).
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
 
@@ -75,6 +75,68 @@ export class CallLog extends EventEmitter {
   close (): Promise<void>
   on (event: 'append', listener: (seq: number) => void): this
   on (event: 'close', listener: () => void): this
+}
+
+export type FileEncoding = 'utf8' | 'utf-8' | 'hex' | 'base64' | 'binary' | 'buffer'
+
+export interface ArchiveStat {
+  isFile (): boolean
+  isDirectory (): boolean
+  size: number
+  blocks: number
+  downloaded: number
+  mtime: Date
+  ctime: Date
+}
+
+export interface ArchiveInfo {
+  key: string
+  url: string
+  isOwner: boolean
+  version: number
+  peers: number
+  title?: string
+  description?: string
+  type?: string
+}
+
+export interface HistoryRecord {
+  type: 'put' | 'del'
+  path: string
+  version: number
+}
+
+/**
+ * A VM's files archive, with Beaker's DatArchive API, stored in the Hyperdrive 11 format (corestore@6 layout) that
+ * npm `hyperdrive@11` + `corestore@6` open. `version` counts writes: 1 right after create, +1 per entry written.
+ */
+export class DatArchive {
+  static create (opts: { localPath: string, title?: string, description?: string, type?: string }): Promise<DatArchive>
+  /** Reopen the archive `url` stored at `localPath` (downloading from peers comes with replication). */
+  constructor (url: string, opts: { localPath: string })
+  /** Resolves once open; rejects with the open's error (STORAGE_LOCKED, NOT_A_CORE, BAD_ARGUMENT for a wrong url). */
+  ready (): Promise<this>
+  readonly url: string
+  readonly key: Buffer
+  readonly version: number
+  readonly writable: boolean
+  getInfo (): Promise<ArchiveInfo>
+  stat (path: string): Promise<ArchiveStat>
+  readFile (path: string, opts?: FileEncoding | { encoding?: FileEncoding }): Promise<any>
+  readdir (path?: string, opts?: { recursive?: boolean, stat?: false }): Promise<string[]>
+  readdir (path: string, opts: { recursive?: boolean, stat: true }): Promise<Array<{ name: string, stat: ArchiveStat }>>
+  writeFile (path: string, data: string | Buffer | Uint8Array | ArrayBuffer, opts?: FileEncoding | { encoding?: FileEncoding }): Promise<void>
+  mkdir (path: string): Promise<void>
+  unlink (path: string): Promise<void>
+  rmdir (path: string, opts?: { recursive?: boolean }): Promise<void>
+  rename (src: string, dst: string): Promise<void>
+  copy (src: string, dst: string): Promise<void>
+  history (opts?: { start?: number, end?: number, reverse?: boolean }): Promise<HistoryRecord[]>
+  /** A read-only view of the archive at `version`. */
+  checkout (version: number): DatArchive
+  /** Resolves at once for local data. */
+  download (path?: string): Promise<void>
+  close (): Promise<void>
 }
 
 export type ErrorCode =
