@@ -1,0 +1,221 @@
+'use strict'
+// VM: a script run as an auditable service. Every call goes into the call log; state lives in the files archive.
+const { EventEmitter } = require('node:events')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const CallLog = require('./call-log')
+const DatArchive = require('./dat-archive')
+const SerialQueue = require('./serial-queue')
+const { evaluate } = require('./sandbox')
+const { encodeJSON } = require('./json')
+const { BadArgumentError, ClosedError, EncodingError } = require('./errors')
+
+const CALL_LOG_DIR = 'call-log'
+const FILES_DIR = 'files'
+const META_FILE = 'meta.json'
+
+class VM extends EventEmitter {
+  constructor (code) {
+    super()
+    if (typeof code !== 'string') throw new BadArgumentError('VM code must be a string')
+    this.id = crypto.randomUUID()
+    this.code = code
+    this.dir = null
+    this.exports = null
+    this.filesArchive = null
+    this.callLog = null
+    this._system = null
+    this._apis = new Map()
+    this._queue = new SerialQueue()
+    this._closing = null
+    this._tmpDir = null
+  }
+
+  /** Add `System[name]` for scripts evaluated from now on. */
+  addAPI (name, methods) {
+    if (typeof name !== 'string' || !name) throw new BadArgumentError('API name must be a non-empty string')
+    this._apis.set(name, methods)
+  }
+
+  /**
+   * Create (new dir) or reopen (dir with meta.json) the VM's archive and log, evaluate the script, and run its
+   * `init` as a logged call. Resolves once `init` has finished; rejects with init's error if it throws.
+   */
+  async deploy ({ dir, title, url } = {}) {
+    if (typeof dir !== 'string' || !dir) throw new BadArgumentError('deploy needs a dir')
+    const meta = readMeta(dir)
+    if (meta) {
+      if (url && url !== meta.url) throw new BadArgumentError(`Mismatched url: ${dir} holds ${meta.url}, not ${url}`)
+      await this._reopen(dir, meta)
+      // A restart starts the script afresh: the log says so, so a replay does the same at this point.
+      const restart = { type: 'restart' }
+      const logged = await this._loggedCode()
+      if (logged !== this.code) restart.code = this.code
+      await this.callLog.append(restart)
+    } else {
+      await this._create(dir, title)
+    }
+    this._evaluate()
+    if (typeof this.exports.init === 'function') await this.executeCall({ methodName: 'init', args: [] })
+    this.emit('ready')
+    return this
+  }
+
+  /** Run one exported function as a logged call. Calls run strictly one at a time, in the order they arrive. */
+  executeCall ({ methodName, args = [], userId } = {}) {
+    return this._queue.push(() => this._execute(methodName, args, userId))
+  }
+
+  /** Close the archive and the log (after the running call). Idempotent. */
+  close () {
+    if (!this._closing) this._closing = this._close()
+    return this._closing
+  }
+
+  /**
+   * Replay a call log into a fresh VM: entry 0 must be the init entry and name `filesArchiveUrl`; every later entry
+   * is re-executed in order (errors are part of the log, not of the replay). Streams the log.
+   */
+  static async fromCallLog (callLog, { filesArchiveUrl } = {}, { dir, title, onProgress } = {}) {
+    const init = await callLog.get(0).catch(() => null)
+    if (!init || init.type !== 'init' || typeof init.code !== 'string') throw new BadArgumentError('Malformed call log')
+    if (init.filesArchiveUrl !== filesArchiveUrl) {
+      throw new BadArgumentError(`Mismatched files archive URL: the log names ${init.filesArchiveUrl}, not ${filesArchiveUrl}`)
+    }
+    const vm = new VM(init.code)
+    let target = dir
+    if (!target) {
+      target = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-replay-'))
+      vm._tmpDir = target
+    }
+    try {
+      await vm._create(target, title || 'replay')
+      vm._evaluate()
+      const total = callLog.length
+      let done = 1
+      for await (const entry of callLog.entries({ start: 1, end: total })) {
+        await vm._replayEntry(entry)
+        done++
+        if (onProgress) onProgress(done, total)
+      }
+      return vm
+    } catch (e) {
+      await vm.close()
+      throw e
+    }
+  }
+
+  async _replayEntry (entry) {
+    if (entry && entry.type === 'call' && entry.call) {
+      const { methodName, args, userId } = entry.call
+      await this.executeCall({ methodName, args, userId }).catch(() => {})
+    } else if (entry && entry.type === 'restart') {
+      if (typeof entry.code === 'string') this.code = entry.code
+      await this.callLog.append(entry)
+      this._evaluate()
+    } else {
+      // Unknown entry types are copied, so the replica's log stays comparable entry by entry.
+      await this.callLog.append(entry)
+    }
+  }
+
+  async _create (dir, title) {
+    fs.mkdirSync(dir, { recursive: true })
+    this.dir = dir
+    this.filesArchive = await DatArchive.create({ localPath: path.join(dir, FILES_DIR), title })
+    this.callLog = await CallLog.create(path.join(dir, CALL_LOG_DIR), this.code, this.filesArchive.url)
+    writeMeta(dir, { title, url: this.filesArchive.url })
+  }
+
+  async _reopen (dir, meta) {
+    this.dir = dir
+    this.filesArchive = new DatArchive(meta.url, { localPath: path.join(dir, FILES_DIR) })
+    await this.filesArchive.ready()
+    this.callLog = await CallLog.open(path.join(dir, CALL_LOG_DIR))
+  }
+
+  async _loggedCode () {
+    let code = null
+    for await (const entry of this.callLog.entries()) {
+      if (entry.type === 'init' || (entry.type === 'restart' && typeof entry.code === 'string')) code = entry.code
+    }
+    return code
+  }
+
+  _evaluate () {
+    const { exports, System } = evaluate(this.code, { archive: this.filesArchive, apis: this._apis })
+    this.exports = exports
+    this._system = System
+  }
+
+  async _execute (methodName, args, userId) {
+    if (!this.callLog) throw new ClosedError('VM is closed')
+    if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
+    // The method sees exactly what a replay will see: the arguments as the log stores them.
+    const logged = JSON.parse(encodeJSON(args, 'call arguments').toString())
+    this._system.caller.id = userId
+    let res
+    let threw = false
+    let err
+    try {
+      const fn = Object.hasOwn(this.exports, methodName) ? this.exports[methodName] : undefined
+      if (typeof fn !== 'function') throw new TypeError(`${methodName} is not a function`)
+      res = await fn.apply(this.exports, logged)
+    } catch (e) {
+      threw = true
+      err = e
+    }
+    const filesVersion = this.filesArchive.version
+    const entry = { userId, methodName, args: logged, filesVersion }
+    if (threw) {
+      await this.callLog.appendCall({ ...entry, err: err == null ? String(err) : err })
+      throw err
+    }
+    try {
+      await this.callLog.appendCall({ ...entry, res })
+    } catch (e) {
+      if (!(e instanceof EncodingError)) throw e
+      // The result cannot be logged: the caller gets the encoding error, and so does the log (faithfully).
+      await this.callLog.appendCall({ ...entry, err: e })
+      throw e
+    }
+    return res
+  }
+
+  async _close () {
+    await this._queue.drain()
+    const { filesArchive, callLog } = this
+    this.filesArchive = null
+    this.callLog = null
+    if (filesArchive) await filesArchive.close()
+    if (callLog) await callLog.close()
+    if (this._tmpDir) fs.rmSync(this._tmpDir, { recursive: true, force: true })
+    this.emit('close')
+  }
+}
+
+function readMeta (dir) {
+  let text
+  try {
+    text = fs.readFileSync(path.join(dir, META_FILE), 'utf8')
+  } catch (e) {
+    if (e.code === 'ENOENT') return null
+    throw e
+  }
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new BadArgumentError(`${path.join(dir, META_FILE)} is not valid JSON`)
+  }
+}
+
+function writeMeta (dir, meta) {
+  const file = path.join(dir, META_FILE)
+  fs.writeFileSync(file + '.tmp', JSON.stringify(meta, null, 2))
+  fs.renameSync(file + '.tmp', file)
+}
+
+module.exports = VM
