@@ -10,7 +10,7 @@ use libvms_errors::{err, Result};
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
-use crate::errors::{guard, js};
+use crate::errors::{blocking, guard, js_index};
 
 type Shared = Arc<Mutex<Option<DiskDrive>>>;
 
@@ -67,10 +67,7 @@ fn with<R>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Resul
 /// Run `f` on the drive on the blocking pool, catching panics.
 async fn run<R: Send + 'static>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R> + Send + 'static) -> napi::Result<R> {
     let drive = drive.clone();
-    match tokio::task::spawn_blocking(move || guard(|| with(&drive, f))).await {
-        Ok(r) => r,
-        Err(e) => js(Err(err::internal(format!("archive task failed: {e}")))),
-    }
+    blocking(move || with(&drive, f)).await
 }
 
 /// Hyperdrive's version (max(1, metadata length)) as libvms counts: writes so far.
@@ -182,8 +179,8 @@ impl NativeDrive {
     /// Writes with libvms version in [start, end): `{type: 'put'|'del', path, version}`.
     #[napi]
     pub async fn history(&self, start: f64, end: Option<f64>, reverse: bool) -> napi::Result<Vec<HistoryItem>> {
-        let start = to_u64(start, "start");
-        let end = end.map(|e| to_u64(e, "end")).transpose();
+        let start = js_index(start, "start");
+        let end = end.map(|e| js_index(e, "end")).transpose();
         run(&self.drive, move |d| {
             let (start, end) = (start?, end?);
             let records = d.history(start + 1, end.map(|e| e + 1), reverse)?;
@@ -206,7 +203,7 @@ impl NativeDrive {
     #[napi(catch_unwind)]
     pub fn checkout(&self, version: f64) -> napi::Result<NativeDrive> {
         guard(|| {
-            let v = to_u64(version, "version")?;
+            let v = js_index(version, "version")?;
             let view = with(&self.drive, |d| {
                 if v > d.version().saturating_sub(1) {
                     return Err(err::bad_argument(format!("version {v} is in the future")));
@@ -228,54 +225,37 @@ impl NativeDrive {
     pub async fn diff(a: &NativeDrive, b: &NativeDrive) -> napi::Result<DriveDiff> {
         let (a, b) = (a.drive.clone(), b.drive.clone());
         let same = Arc::ptr_eq(&a, &b);
-        let task = tokio::task::spawn_blocking(move || {
-            guard(|| {
-                if same {
-                    return Ok(DriveDiff { added: vec![], removed: vec![], changed: vec![] });
-                }
-                with(&a, |da| {
-                    with(&b, |db| {
-                        let shared = da.content().key()? == db.content().key()?;
-                        let d = content_diff(da, db, shared)?;
-                        Ok(DriveDiff { added: d.added, removed: d.removed, changed: d.changed })
-                    })
+        blocking(move || {
+            if same {
+                return Ok(DriveDiff { added: vec![], removed: vec![], changed: vec![] });
+            }
+            with(&a, |da| {
+                with(&b, |db| {
+                    let shared = da.content().key()? == db.content().key()?;
+                    let d = content_diff(da, db, shared)?;
+                    Ok(DriveDiff { added: d.added, removed: d.removed, changed: d.changed })
                 })
             })
-        });
-        match task.await {
-            Ok(r) => r,
-            Err(e) => js(Err(err::internal(format!("diff task failed: {e}")))),
-        }
+        })
+        .await
     }
 
     /// Flush and release both logs (and end every checkout of this archive). Idempotent.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
         let drive = self.drive.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            guard(|| {
-                let taken = drive.lock().unwrap_or_else(|p| p.into_inner()).take();
-                match taken {
-                    Some(mut d) => {
-                        d.bee().store().close()?;
-                        d.content().close()
-                    }
-                    None => Ok(()),
+        blocking(move || {
+            let taken = drive.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match taken {
+                Some(mut d) => {
+                    d.bee().store().close()?;
+                    d.content().close()
                 }
-            })
-        });
-        match task.await {
-            Ok(r) => r,
-            Err(e) => js(Err(err::internal(format!("close task failed: {e}")))),
-        }
+                None => Ok(()),
+            }
+        })
+        .await
     }
 }
 
-fn to_u64(n: f64, what: &str) -> Result<u64> {
-    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
-        Ok(n as u64)
-    } else {
-        Err(err::bad_argument(format!("{what} must be a non-negative integer")))
-    }
-}
 

@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use libvms_calllog::SharedCore;
-use libvms_errors::err;
 use libvms_ledger::{Core, Storage};
 use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::errors::{guard, js};
+use crate::errors::{blocking, guard, js, js_index};
 
 #[napi]
 pub struct NativeLog {
@@ -23,14 +22,6 @@ impl NativeLog {
         let key = core.key();
         let discovery_key = core.discovery_key();
         NativeLog { core: SharedCore::new(core), key, discovery_key }
-    }
-}
-
-fn index(n: f64, what: &str) -> libvms_errors::Result<u64> {
-    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
-        Ok(n as u64)
-    } else {
-        Err(err::bad_argument(format!("{what} must be a non-negative integer")))
     }
 }
 
@@ -86,7 +77,7 @@ impl NativeLog {
     #[napi(catch_unwind)]
     pub fn get(&self, index_: f64) -> napi::Result<Buffer> {
         guard(|| {
-            let i = index(index_, "index")?;
+            let i = js_index(index_, "index")?;
             self.core.with(|c| c.get(i)).map(Buffer::from)
         })
     }
@@ -95,7 +86,7 @@ impl NativeLog {
     #[napi(catch_unwind)]
     pub fn get_range(&self, start: f64, end: f64) -> napi::Result<Vec<Buffer>> {
         guard(|| {
-            let (start, end) = (index(start, "start")?, index(end, "end")?);
+            let (start, end) = (js_index(start, "start")?, js_index(end, "end")?);
             self.core.with(|c| (start..end).map(|i| c.get(i).map(Buffer::from)).collect())
         })
     }
@@ -104,21 +95,13 @@ impl NativeLog {
     #[napi]
     pub async fn verify(&self) -> napi::Result<()> {
         let core = self.core.clone();
-        let done = tokio::task::spawn_blocking(move || core.with(|c| c.verify())).await;
-        match done {
-            Ok(r) => js(r),
-            Err(e) => js(Err(err::internal(format!("verify task failed: {e}")))),
-        }
+        blocking(move || core.with(|c| c.verify())).await
     }
 
     /// Wait for queued appends, flush, release the lock. Idempotent.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
         let core = self.core.clone();
-        let done = tokio::task::spawn_blocking(move || core.close()).await;
-        match done {
-            Ok(r) => js(r),
-            Err(e) => js(Err(err::internal(format!("close task failed: {e}")))),
-        }
+        blocking(move || core.close()).await
     }
 }

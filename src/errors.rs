@@ -49,3 +49,22 @@ pub fn error_codes() -> Vec<String> {
 pub fn panic_for_test(message: String) -> napi::Result<()> {
     guard(|| -> libvms_errors::Result<()> { panic!("{}", message) })
 }
+
+/// Run `f` on tokio's blocking pool (file work that syncs), with panics caught.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> libvms_errors::Result<T> + Send + 'static,
+) -> napi::Result<T> {
+    match tokio::task::spawn_blocking(move || guard(f)).await {
+        Ok(r) => r,
+        Err(e) => Err(to_js(Error::new(ErrorCode::Internal, format!("blocking task failed: {e}")))),
+    }
+}
+
+/// A JavaScript number that must be a block index, version or length.
+pub fn js_index(n: f64, what: &str) -> libvms_errors::Result<u64> {
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
+        Ok(n as u64)
+    } else {
+        Err(Error::new(ErrorCode::BadArgument, format!("{what} must be a non-negative integer")))
+    }
+}
