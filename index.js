@@ -3,8 +3,10 @@
 const errors = require('./lib/errors')
 const CallLog = require('./lib/call-log')
 const DatArchive = require('./lib/dat-archive')
+const VM = require('./lib/vm')
 
 module.exports = {
+  VM,
   CallLog,
   DatArchive,
   errors
