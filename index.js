@@ -4,10 +4,12 @@ const errors = require('./lib/errors')
 const CallLog = require('./lib/call-log')
 const DatArchive = require('./lib/dat-archive')
 const VM = require('./lib/vm')
+const Verifier = require('./lib/verifier')
 
 module.exports = {
   VM,
   CallLog,
   DatArchive,
+  Verifier,
   errors
 }
