@@ -9,6 +9,10 @@ const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutErro
 const { encodeJSON } = require('./json')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
+// Appends made in one tick go to native together (one promise across the boundary instead of one per entry);
+// a burst larger than this is sent at once, so memory stays bounded during a replay.
+const MAX_BATCH_ENTRIES = 1024
+const MAX_BATCH_BYTES = 1 << 20
 
 class CallLog extends EventEmitter {
   /** @param {object} core a native ledger handle; use CallLog.create / CallLog.open instead. */
@@ -18,6 +22,7 @@ class CallLog extends EventEmitter {
     this.dir = dir
     this._closing = null
     this._waiters = new Set()
+    this._batch = null
   }
 
   /** Create a new log in `dir` whose entry 0 is `{type:'init', code, filesArchiveUrl}`. */
@@ -50,12 +55,50 @@ class CallLog extends EventEmitter {
   get closed () { return this._core === null }
 
   /** Append one entry (any JSON value); resolves with its index once it is durable. */
-  async append (obj) {
+  append (obj) {
+    try {
+      return this.enqueue(obj)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Like `append`, but an entry that cannot be encoded throws here, synchronously, and nothing is queued. Entries
+   * are queued in call order, so a caller may go on before the returned promise (durability) settles.
+   */
+  enqueue (obj) {
     const block = encodeJSON(obj, 'call log entry')
-    const seq = await wrapNative(() => this._live().append([block]))
-    this.emit('append', seq)
-    this._wake()
-    return seq
+    this._live()
+    let batch = this._batch
+    if (!batch) {
+      batch = this._batch = { blocks: [], bytes: 0, sent: null }
+      process.nextTick(() => this._send(batch))
+    }
+    const k = batch.blocks.push(block) - 1
+    batch.bytes += block.length
+    const sent = batch.sent || (batch.sent = deferred())
+    if (batch.blocks.length >= MAX_BATCH_ENTRIES || batch.bytes >= MAX_BATCH_BYTES) this._send(batch)
+    return sent.promise.then((first) => {
+      const seq = first + k
+      this.emit('append', seq)
+      this._wake()
+      return seq
+    })
+  }
+
+  /** Hand a batch of queued entries to the ledger's group commit (once). */
+  _send (batch) {
+    if (this._batch === batch) this._batch = null
+    if (batch.done) return
+    batch.done = true
+    let appended
+    try {
+      appended = wrapNative(() => this._live().append(batch.blocks))
+    } catch (e) {
+      appended = Promise.reject(e)
+    }
+    appended.then(batch.sent.resolve, batch.sent.reject)
   }
 
   appendInit ({ code, filesArchiveUrl } = {}) {
@@ -66,13 +109,13 @@ class CallLog extends EventEmitter {
    * `{type:'call', call:{methodName, args, userId?}, result:{filesVersion, res?, err?}}`. Absent fields stay absent;
    * `err` is the thrown error's name (falling back to its message). Extra fields (future: caller signature) are kept.
    */
-  appendCall ({ userId, methodName, args, res, err, filesVersion, ...extra } = {}) {
-    const call = { methodName, args }
-    if (userId !== undefined) call.userId = userId
-    const result = { filesVersion }
-    if (res !== undefined) result.res = res
-    if (err !== undefined && err !== null) result.err = errorName(err)
-    return this.append({ type: 'call', call, result, ...extra })
+  appendCall (call) {
+    return this.append(callEntry(call))
+  }
+
+  /** `appendCall` with `enqueue`'s contract: encoding errors throw synchronously. */
+  enqueueCall (call) {
+    return this.enqueue(callEntry(call))
   }
 
   /** Read entry `seq`, verified against the signed tree. `valueEncoding`: 'json' (default), 'utf-8', 'binary'. */
@@ -101,8 +144,8 @@ class CallLog extends EventEmitter {
     const stop = end === undefined ? this._live().length : Math.min(end, this._live().length)
     for (let i = start; i < stop; i += READ_CHUNK) {
       const to = Math.min(stop, i + READ_CHUNK)
-      const blocks = wrapNative(() => this._live().getRange(i, to))
-      for (let j = 0; j < blocks.length; j++) yield decode(blocks[j], i + j)
+      const { data, ends } = wrapNative(() => this._live().getRange(i, to))
+      for (let j = 0, from = 0; j < ends.length; from = ends[j++]) yield decode(data, i + j, from, ends[j])
     }
   }
 
@@ -118,6 +161,8 @@ class CallLog extends EventEmitter {
   async close () {
     if (this._closing) return this._closing
     const core = this._core
+    // Entries queued in this tick are appended before the log closes.
+    if (this._batch) this._send(this._batch)
     this._closing = (async () => {
       for (const w of this._waiters) w.reject(new ClosedError('call log closed'))
       this._waiters.clear()
@@ -157,6 +202,26 @@ class CallLog extends EventEmitter {
   }
 }
 
+function deferred () {
+  let resolve, reject
+  const promise = new Promise((res, rej) => { resolve = res; reject = rej })
+  return { promise, resolve, reject }
+}
+
+const CALL_FIELDS = new Set(['userId', 'methodName', 'args', 'res', 'err', 'filesVersion'])
+
+// Written out field by field: this runs once per call, and spreads cost more than the rest of it.
+function callEntry (c = {}) {
+  const call = { methodName: c.methodName, args: c.args }
+  if (c.userId !== undefined) call.userId = c.userId
+  const result = { filesVersion: c.filesVersion }
+  if (c.res !== undefined) result.res = c.res
+  if (c.err !== undefined && c.err !== null) result.err = errorName(c.err)
+  const entry = { type: 'call', call, result }
+  for (const k in c) if (!CALL_FIELDS.has(k)) entry[k] = c[k]
+  return entry
+}
+
 function errorName (err) {
   if (typeof err === 'string') return err
   return (err && (err.name || err.message)) || String(err)
@@ -164,15 +229,16 @@ function errorName (err) {
 
 function decoder (valueEncoding) {
   switch (valueEncoding) {
-    case 'json': return (buf, seq) => {
+    // (buf, seq, from, to): the entry is buf[from, to), all of buf when from/to are absent.
+    case 'json': return (buf, seq, from, to) => {
       try {
-        return JSON.parse(buf.toString('utf8'))
+        return JSON.parse(buf.toString('utf8', from, to))
       } catch (e) {
         throw new EncodingError(`entry ${seq} is not JSON: ${e.message}`, { index: seq })
       }
     }
-    case 'utf8': case 'utf-8': return (buf) => buf.toString('utf8')
-    case 'binary': case 'buffer': return (buf) => buf
+    case 'utf8': case 'utf-8': return (buf, seq, from, to) => buf.toString('utf8', from, to)
+    case 'binary': case 'buffer': return (buf, seq, from, to) => from === undefined ? buf : buf.subarray(from, to)
     default: throw new BadArgumentError(`unknown valueEncoding ${JSON.stringify(valueEncoding)} (json, utf-8, binary)`)
   }
 }

@@ -32,6 +32,8 @@ class VM extends EventEmitter {
     this._queue = new SerialQueue()
     this._closing = null
     this._tmpDir = null
+    this._replaying = false
+    this._pending = null
   }
 
   /** Add `System[name]` for scripts evaluated from now on. */
@@ -65,8 +67,13 @@ class VM extends EventEmitter {
   }
 
   /** Run one exported function as a logged call. Calls run strictly one at a time, in the order they arrive. */
-  executeCall ({ methodName, args = [], userId } = {}) {
-    return this._queue.push(() => this._execute(methodName, args, userId))
+  async executeCall ({ methodName, args = [], userId } = {}) {
+    const outcome = await this._queue.push(() => this._execute(methodName, args, userId))
+    // The next call may start while this entry is being made durable (so concurrent calls share a group commit),
+    // but this caller hears the outcome only once its entry is in the log.
+    await outcome.durable
+    if (outcome.threw) throw outcome.value
+    return outcome.value
   }
 
   /** Close the archive and the log (after the running call). Idempotent. */
@@ -94,6 +101,9 @@ class VM extends EventEmitter {
     try {
       await vm._create(target, title || 'replay')
       vm._evaluate()
+      // A replay need not wait for each entry to be durable: entries queue in order, and it waits once at the end.
+      vm._replaying = true
+      vm._pending = new PendingWrites()
       const total = callLog.length
       let done = 1
       for await (const entry of callLog.entries({ start: 1, end: total })) {
@@ -101,6 +111,8 @@ class VM extends EventEmitter {
         done++
         if (onProgress) onProgress(done, total)
       }
+      await vm._pending.settled()
+      vm._replaying = false
       return vm
     } catch (e) {
       await vm.close()
@@ -110,15 +122,17 @@ class VM extends EventEmitter {
 
   async _replayEntry (entry) {
     if (entry && entry.type === 'call' && entry.call) {
-      const { methodName, args, userId } = entry.call
-      await this.executeCall({ methodName, args, userId }).catch(() => {})
+      const { methodName, args = [], userId } = entry.call
+      // Errors are part of the log, not of the replay; durability is awaited once, at the end.
+      const outcome = await this._queue.push(() => this._execute(methodName, args, userId)).catch(() => null)
+      if (outcome) this._pending.track(outcome.durable)
     } else if (entry && entry.type === 'restart') {
       if (typeof entry.code === 'string') this.code = entry.code
-      await this.callLog.append(entry)
+      this._pending.track(this.callLog.append(entry))
       this._evaluate()
     } else {
       // Unknown entry types are copied, so the replica's log stays comparable entry by entry.
-      await this.callLog.append(entry)
+      this._pending.track(this.callLog.append(entry))
     }
   }
 
@@ -154,35 +168,38 @@ class VM extends EventEmitter {
   async _execute (methodName, args, userId) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
-    // The method sees exactly what a replay will see: the arguments as the log stores them.
-    const logged = JSON.parse(encodeJSON(args, 'call arguments').toString())
+    // The method sees exactly what a replay will see: the arguments as the log stores them. (A replay's arguments
+    // come from the log, so they already are.)
+    const logged = this._replaying ? args : JSON.parse(encodeJSON(args, 'call arguments').toString())
     this._system.caller.id = userId
     let res
-    let threw = false
     let err
+    let threw = false
     try {
       const fn = Object.hasOwn(this.exports, methodName) ? this.exports[methodName] : undefined
       if (typeof fn !== 'function') throw new TypeError(`${methodName} is not a function`)
-      res = await fn.apply(this.exports, logged)
+      res = fn.apply(this.exports, logged)
+      if (res && typeof res.then === 'function') res = await res
     } catch (e) {
       threw = true
       err = e
     }
-    const filesVersion = this.filesArchive.version
-    const entry = { userId, methodName, args: logged, filesVersion }
-    if (threw) {
-      await this.callLog.appendCall({ ...entry, err: err == null ? String(err) : err })
-      throw err
-    }
+    const entry = { userId, methodName, args: logged, filesVersion: this.filesArchive.version, res: undefined, err: undefined }
+    if (threw) entry.err = err == null ? String(err) : err
+    else entry.res = res
+    let durable
     try {
-      await this.callLog.appendCall({ ...entry, res })
+      durable = this.callLog.enqueueCall(entry)
     } catch (e) {
-      if (!(e instanceof EncodingError)) throw e
+      if (threw || !(e instanceof EncodingError)) throw e
       // The result cannot be logged: the caller gets the encoding error, and so does the log (faithfully).
-      await this.callLog.appendCall({ ...entry, err: e })
-      throw e
+      threw = true
+      err = e
+      entry.res = undefined
+      entry.err = e
+      durable = this.callLog.enqueueCall(entry)
     }
-    return res
+    return { durable, threw, value: threw ? err : res }
   }
 
   async _close () {
@@ -194,6 +211,24 @@ class VM extends EventEmitter {
     if (callLog) await callLog.close()
     if (this._tmpDir) fs.rmSync(this._tmpDir, { recursive: true, force: true })
     this.emit('close')
+  }
+}
+
+/** Appends a replay did not wait for: `settled()` waits for the last and rethrows the first failure. */
+class PendingWrites {
+  constructor () {
+    this._last = Promise.resolve()
+    this._error = null
+  }
+
+  track (durable) {
+    const caught = durable.catch((e) => { if (!this._error) this._error = e })
+    this._last = Promise.all([this._last, caught])
+  }
+
+  async settled () {
+    await this._last
+    if (this._error) throw this._error
   }
 }
 

@@ -4,11 +4,18 @@ use std::path::PathBuf;
 
 use libvms_calllog::SharedCore;
 use libvms_ledger::{Core, Storage};
-use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint32Array};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::errors::{blocking, guard, js, js_index};
+
+/// Blocks of a run: block k is `data[ends[k-1]..ends[k]]` (from 0 for the first).
+#[napi(object)]
+pub struct BlockRun {
+    pub data: Buffer,
+    pub ends: Uint32Array,
+}
 
 #[napi]
 pub struct NativeLog {
@@ -82,13 +89,15 @@ impl NativeLog {
         })
     }
 
-    /// Verified reads of blocks [start, end), for streaming in chunks.
+    /// Verified reads of blocks [start, end), for streaming in chunks: one buffer and each block's end offset
+    /// (one allocation across the boundary instead of one per block).
     #[napi(catch_unwind)]
-    pub fn get_range(&self, start: f64, end: f64) -> napi::Result<Vec<Buffer>> {
+    pub fn get_range(&self, start: f64, end: f64) -> napi::Result<BlockRun> {
         guard(|| {
             let (start, end) = (js_index(start, "start")?, js_index(end, "end")?);
             let run = self.core.with(|c| c.read_run(start, end))?;
-            Ok(run.iter().map(|b| Buffer::from(b.to_vec())).collect())
+            let ends = run.ends.iter().map(|&e| e as u32).collect::<Vec<u32>>();
+            Ok(BlockRun { data: run.data.into(), ends: ends.into() })
         })
     }
 
