@@ -3,9 +3,13 @@
 const errors = require('./lib/errors')
 const CallLog = require('./lib/call-log')
 const DatArchive = require('./lib/dat-archive')
+const RPCServer = require('./lib/rpc-server')
+const RPCClient = require('./lib/rpc-client')
 
 module.exports = {
   CallLog,
   DatArchive,
+  RPCServer,
+  RPCClient,
   errors
 }
