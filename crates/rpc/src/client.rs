@@ -195,7 +195,7 @@ impl RpcClient {
                 Ok(r) => r,
                 Err(_) => {
                     self.inner.pending().remove(&id);
-                    return Err(err::timeout(format!("{method}: no reply within {} ms", t.as_millis())));
+                    return Err(err::timeout(format!("reply timeout: {method}: no reply within {} ms", t.as_millis())));
                 }
             },
             None => rx.await,

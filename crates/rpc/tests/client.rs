@@ -26,7 +26,7 @@ async fn connect_handshake_and_calls() {
     assert_eq!(c.call("noop", vec![]).await.unwrap(), Ok(None));
     assert_eq!(
         c.call("fail", vec![]).await.unwrap(),
-        Err(WireError { code: -32000, message: "Error".into(), data: Some(json!("boom")) })
+        Err(WireError::new(-32000, "Error", Some(json!("boom"))))
     );
     let nf = c.call("nope", vec![]).await.unwrap().unwrap_err();
     assert_eq!(nf.to_json(), json!({"code": -32601, "message": "Method not found"}));
