@@ -17,6 +17,14 @@ async function deploy (root, i) {
   return vm
 }
 
+/** Mountable like a VM but runs calls in memory, unlogged: isolates the cost of the RPC path itself. */
+const memoryBackend = {
+  exports: { add: (a, b) => a + b },
+  callLog: { url: 'dat://' + '00'.repeat(32) },
+  filesArchive: { url: 'dat://' + '11'.repeat(32) },
+  executeCall: async ({ args }) => args[0] + args[1]
+}
+
 async function connect (url) {
   const c = new RPCClient({ timeout: 60000 })
   await c.connect(url)
@@ -75,6 +83,17 @@ async function main () {
     for (let i = 0; i < 32; i++) spread.push(await connect(base + '/vm' + i))
     clients.push(...spread)
     rows.push(['32 clients on 32 VMs (one each)', `${fmt(await load(spread, 40000))} calls/s`])
+
+    server.mount('/mem', memoryBackend)
+    const mem = await connect(base + '/mem')
+    clients.push(mem)
+    await load([mem], 500)
+    const memSeq = await load([mem], 10000)
+    rows.push(['RPC path only (in-memory backend, no log), sequential', `${fmt(memSeq)}/s (${fmt(1000 / memSeq, 3)} ms each)`])
+    const memMany = []
+    for (let i = 0; i < 32; i++) memMany.push(await connect(base + '/mem'))
+    clients.push(...memMany)
+    rows.push(['RPC path only, 32 clients', `${fmt(await load(memMany, 40000))} calls/s`])
 
     const wss = await echoServer()
     const bare = await connect(`ws://127.0.0.1:${wss.address().port}/`)
