@@ -5,7 +5,7 @@ const assert = require('node:assert/strict')
 const NodeVMSClient = require('nodevms-client')
 
 const { RPCServer, RPCClient, errors } = require('..')
-const { defer, serve, deployVM, loggedCalls, sleep } = require('./rpc-helpers')
+const { defer, serve, deployVM, loggedCalls } = require('./rpc-helpers')
 
 const METHODS = ['hello', 'add', 'noop', 'whoami', 'fail', 'failType', 'throwValue', 'echo', 'sleep', 'write']
 
