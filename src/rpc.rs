@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use libvms_errors::err;
 use libvms_rpc::{Backend, BoxFuture, Call, CallReply, ClientState, Outcome, RpcClient, RpcServer, ServerConfig};
-use napi::bindgen_prelude::{FnArgs, Promise};
+use napi::bindgen_prelude::{FnArgs, Promise, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
-use napi::Status;
+use napi::{Env, Status};
 use napi_derive::napi;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -271,15 +271,22 @@ impl NativeRpcClient {
     }
 
     /// Call `method` with `params_json` (a JSON array); `timeout_ms` 0 waits as long as the connection lives.
-    #[napi]
-    pub async fn call(&self, method: String, params_json: String, timeout_ms: f64) -> napi::Result<WireReply> {
+    /// The request is sent before this returns, so calls reach the server in the order JavaScript made them.
+    #[napi(ts_return_type = "Promise<WireReply>")]
+    pub fn call<'env>(
+        &self,
+        env: &'env Env,
+        method: String,
+        params_json: String,
+        timeout_ms: f64,
+    ) -> napi::Result<PromiseRaw<'env, WireReply>> {
         let params = match serde_json::from_str::<Value>(&params_json) {
             Ok(Value::Array(a)) => a,
             _ => return js(Err(err::bad_argument("params must be a JSON array"))),
         };
-        let timeout = js(ms(timeout_ms, "timeout"))?;
-        let timeout = Some(timeout).filter(|t| !t.is_zero());
-        js(self.client.call_with_timeout(&method, params, timeout).await).map(wire_reply)
+        let timeout = Some(js(ms(timeout_ms, "timeout"))?).filter(|t| !t.is_zero());
+        let reply = self.client.start_call(&method, params, timeout);
+        env.spawn_future(async move { js(reply.await).map(wire_reply) })
     }
 
     /// The handshake result as JSON (`null` before it).
