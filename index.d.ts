@@ -1,4 +1,4 @@
-// Type definitions for libvms (the parts implemented so far: CallLog, DatArchive and the error classes).
+// Type definitions for libvms (the parts implemented so far: CallLog, DatArchive, RPCServer, RPCClient and the error classes).
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
 
@@ -154,6 +154,72 @@ export class LibvmsError extends Error {
 }
 declare class CodedError extends LibvmsError {
   constructor (message?: string, props?: object)
+}
+
+// ---- RPC (wire-compatible with libvms 2 and nodevms-client 2.0.0) ----
+
+/** What `RPCServer.mount` needs of a VM (a deployed `VM` or `VMFactory`). */
+export interface MountableVM {
+  exports: Record<string, unknown>
+  callLog: { url: string }
+  filesArchive: { url: string }
+  executeCall (call: { methodName: string, args: unknown[], userId?: string }): Promise<unknown>
+  /** Extra fields of the handshake result. */
+  rpcInfo?: Record<string, unknown>
+}
+
+export interface RPCServerOptions {
+  /** Largest incoming message in bytes; a bigger one closes that connection (1009). Default 16 MiB. */
+  maxMessageSize?: number
+  /** Most open connections; more get HTTP 503. Default 1024. */
+  maxConnections?: number
+  /** Most calls waiting per VM; more are refused with -32000. Default 1000. */
+  maxQueue?: number
+  /** Most reply bytes queued to one slow reader before it is dropped. Default 64 MiB. */
+  maxOutgoingSize?: number
+  /** ms between pings of an idle connection. Default 30000. */
+  pingInterval?: number
+  /** ms of silence after which a connection is dropped; 0 = never. Default 60000. */
+  idleTimeout?: number
+  handshakeTimeout?: number
+  closeTimeout?: number
+}
+
+export class RPCServer {
+  constructor (opts?: RPCServerOptions)
+  /** Serve `vm` at `path` (e.g. '/vm1'), before or after `listen`. */
+  mount (path: string, vm: MountableVM): void
+  /** Stop serving `path` (its connections close; queued calls still run). Whether something was mounted. */
+  unmount (path: string): boolean
+  /** Default port 5555, default host every interface; port 0 lets the OS choose. */
+  listen (port?: number | { port?: number, host?: string }): Promise<{ port: number, address: string }>
+  address (): { port: number, address: string } | null
+  readonly port: number | null
+  readonly connections: number
+  readonly mounts: string[]
+  /** Calls waiting at `path` (not counting the running one), or null. */
+  queued (path: string): number | null
+  /** Resolves once every connection is closed and every accepted call has finished. */
+  close (): Promise<void>
+}
+
+/** The `error` member of a JSON-RPC reply, as a rejected call receives it. */
+export interface RPCWireError { code: number, message: string, data?: unknown }
+
+export class RPCClient extends EventEmitter {
+  /** `timeout`: reply timeout of each call in ms (default 5000). */
+  constructor (opts?: { timeout?: number })
+  url: string | null
+  backendInfo: { methods: string[], callLogUrl: string, filesArchiveUrl: string, [extra: string]: unknown } | null
+  connect (url: string, opts?: { user?: string }): Promise<void>
+  /** Call any method; rejects with an `RPCWireError`, a `TimeoutError` or a `ClosedError`. */
+  call (method: string, args?: unknown[]): Promise<any>
+  close (): Promise<void>
+  on (event: 'open' | 'ready', listener: () => void): this
+  on (event: 'error', listener: (err: unknown) => void): this
+  on (event: 'close', listener: (code: number, reason: string) => void): this
+  /** One method per function exported by the VM (defined after the handshake). */
+  [method: string]: any
 }
 
 export namespace errors {

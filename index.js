@@ -5,11 +5,15 @@ const CallLog = require('./lib/call-log')
 const DatArchive = require('./lib/dat-archive')
 const VM = require('./lib/vm')
 const Verifier = require('./lib/verifier')
+const RPCServer = require('./lib/rpc-server')
+const RPCClient = require('./lib/rpc-client')
 
 module.exports = {
   VM,
   CallLog,
   DatArchive,
   Verifier,
+  RPCServer,
+  RPCClient,
   errors
 }

@@ -3,4 +3,5 @@
 mod archive;
 mod call_log;
 mod errors;
+mod rpc;
 mod verify;

@@ -62,6 +62,46 @@ impl Inner {
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<CallReply>>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn send(&self, text: String) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) || self.out.send(Out::Text(text)).is_err() {
+            return Err(err::closed("RPC connection is closed"));
+        }
+        Ok(())
+    }
+
+    /// Register the reply slot and queue the request (synchronously).
+    fn send_request(&self, method: &str, params: Option<&[Value]>) -> Result<(u64, oneshot::Receiver<CallReply>)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(id, tx);
+        // Checked after inserting: the reader drains `pending` after setting `closed`, so no call is stranded.
+        if let Err(e) = self.send(wire::request(method, params, id)) {
+            self.pending().remove(&id);
+            return Err(e);
+        }
+        Ok((id, rx))
+    }
+
+    async fn wait_reply(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<CallReply>,
+        timeout: Option<Duration>,
+        method: &str,
+    ) -> Result<CallReply> {
+        let outcome = match timeout {
+            Some(t) => match tokio::time::timeout(t, rx).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.pending().remove(&id);
+                    return Err(err::timeout(format!("reply timeout: {method}: no reply within {} ms", t.as_millis())));
+                }
+            },
+            None => rx.await,
+        };
+        outcome.map_err(|_| err::closed(format!("{method}: the connection closed before the reply")))
+    }
 }
 
 /// A connection to one mounted VM.
@@ -175,32 +215,30 @@ impl RpcClient {
     }
 
     fn send(&self, text: String) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) || self.inner.out.send(Out::Text(text)).is_err() {
-            return Err(err::closed("RPC connection is closed"));
+        self.inner.send(text)
+    }
+
+    /// Send the request now, on the caller's thread, and return the wait for its reply. Calls started one after
+    /// another go out in that order, whatever threads later poll them (a JavaScript caller's order must be
+    /// the server's arrival order, as with nodevms-client).
+    pub fn start_call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        timeout: Option<Duration>,
+    ) -> impl std::future::Future<Output = Result<CallReply>> + Send + 'static {
+        let sent = self.inner.send_request(method, Some(&params));
+        let inner = self.inner.clone();
+        let method = method.to_owned();
+        async move {
+            let (id, rx) = sent?;
+            inner.wait_reply(id, rx, timeout, &method).await
         }
-        Ok(())
     }
 
     async fn request(&self, method: &str, params: Option<&[Value]>, timeout: Option<Duration>) -> Result<CallReply> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.inner.pending().insert(id, tx);
-        // Checked after inserting: the reader drains `pending` after setting `closed`, so no call is stranded.
-        if let Err(e) = self.send(wire::request(method, params, id)) {
-            self.inner.pending().remove(&id);
-            return Err(e);
-        }
-        let outcome = match timeout {
-            Some(t) => match tokio::time::timeout(t, rx).await {
-                Ok(r) => r,
-                Err(_) => {
-                    self.inner.pending().remove(&id);
-                    return Err(err::timeout(format!("{method}: no reply within {} ms", t.as_millis())));
-                }
-            },
-            None => rx.await,
-        };
-        outcome.map_err(|_| err::closed(format!("{method}: the connection closed before the reply")))
+        let (id, rx) = self.inner.send_request(method, params)?;
+        self.inner.wait_reply(id, rx, timeout, method).await
     }
 
     /// The current state.

@@ -25,11 +25,25 @@ pub struct WireError {
     pub message: String,
     /// Absent when the wire object has no `data` key.
     pub data: Option<Value>,
+    /// The `error` member exactly as received: nodevms-client rejected with it as is (a thrown string, extra
+    /// keys...), so a JavaScript caller must get this, not a rebuilt object.
+    pub raw: Value,
 }
 
 impl WireError {
-    /// The wire error as a JSON object `{code, message, data?}` (what a JavaScript caller rejects with).
+    /// A standard error as a server would send it (`raw` built from the other fields).
+    pub fn new(code: i64, message: impl Into<String>, data: Option<Value>) -> WireError {
+        let mut e = WireError { code, message: message.into(), data, raw: Value::Null };
+        e.raw = e.build_json();
+        e
+    }
+
+    /// What a JavaScript caller rejects with: the `error` member as received.
     pub fn to_json(&self) -> Value {
+        self.raw.clone()
+    }
+
+    fn build_json(&self) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("code".into(), Value::from(self.code));
         m.insert("message".into(), Value::from(self.message.clone()));
@@ -258,18 +272,19 @@ pub(crate) fn parse_reply(v: Value) -> Option<Reply> {
     let Value::Object(mut m) = v else { return None };
     let id = m.remove("id").unwrap_or(Value::Null);
     if let Some(e) = m.remove("error") {
-        let err = match e {
-            Value::Object(mut em) => WireError {
-                code: em.remove("code").and_then(|c| c.as_i64()).unwrap_or(0),
-                message: match em.remove("message") {
-                    Some(Value::String(s)) => s,
+        let err = match &e {
+            Value::Object(em) => WireError {
+                code: em.get("code").and_then(|c| c.as_i64()).unwrap_or(0),
+                message: match em.get("message") {
+                    Some(Value::String(s)) => s.clone(),
                     Some(other) => other.to_string(),
                     None => String::new(),
                 },
-                data: em.remove("data"),
+                data: em.get("data").cloned(),
+                raw: e.clone(),
             },
             // A thrown non-Error value: keep it whole as `data`.
-            other => WireError { code: 0, message: String::new(), data: Some(other) },
+            other => WireError { code: 0, message: String::new(), data: Some(other.clone()), raw: e.clone() },
         };
         return Some(Reply { id, outcome: Err(err) });
     }
@@ -383,7 +398,14 @@ mod tests {
         let r = parse_reply(json!({"jsonrpc":"2.0","result":null,"id":4})).unwrap();
         assert_eq!(r.outcome, Ok(Some(Value::Null)));
         let r = parse_reply(json!({"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1})).unwrap();
-        assert_eq!(r.outcome, Err(WireError { code: -32601, message: "Method not found".into(), data: None }));
+        assert_eq!(r.outcome, Err(WireError::new(-32601, "Method not found", None)));
         assert_eq!(id_u64(&json!(7)), Some(7));
+        // JavaScript gets the error member exactly as sent: a thrown string, or an object with extra keys.
+        let r = parse_reply(json!({"jsonrpc":"2.0","error":"oops","id":5})).unwrap();
+        assert_eq!(r.outcome.unwrap_err().to_json(), json!("oops"));
+        let odd = json!({"code":-32000,"message":"Error","data":"x","extra":[1]});
+        let r = parse_reply(json!({"jsonrpc":"2.0","error":odd.clone(),"id":6})).unwrap();
+        let e = r.outcome.unwrap_err();
+        assert_eq!((e.code, e.to_json()), (-32000, odd));
     }
 }

@@ -26,7 +26,7 @@ async fn connect_handshake_and_calls() {
     assert_eq!(c.call("noop", vec![]).await.unwrap(), Ok(None));
     assert_eq!(
         c.call("fail", vec![]).await.unwrap(),
-        Err(WireError { code: -32000, message: "Error".into(), data: Some(json!("boom")) })
+        Err(WireError::new(-32000, "Error", Some(json!("boom"))))
     );
     let nf = c.call("nope", vec![]).await.unwrap().unwrap_err();
     assert_eq!(nf.to_json(), json!({"code": -32601, "message": "Method not found"}));
@@ -65,6 +65,21 @@ async fn concurrent_calls_on_one_client() {
         assert_eq!(r.unwrap(), Ok(Some(json!(i + 1000))));
     }
     assert_eq!(vm.calls(), 200);
+    c.close().await;
+    server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_calls_arrive_in_start_order_whatever_thread_awaits_them() {
+    let (server, vm, addr) = start(ServerConfig::default()).await;
+    let c = RpcClient::connect(&format!("ws://{addr}/vm1"), None, T).await.unwrap();
+    // Started in order, then each awaited on its own task (as the Node binding does): the server sees 0..50.
+    let tasks: Vec<_> = (0..50).map(|i| tokio::spawn(c.start_call("echo", vec![json!(i)], Some(T)))).collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().unwrap(), Ok(Some(json!([i]))));
+    }
+    let seen: Vec<Value> = vm.log.lock().unwrap().iter().map(|call| call.params[0].clone()).collect();
+    assert_eq!(seen, (0..50).map(|i| json!(i)).collect::<Vec<_>>());
     c.close().await;
     server.close().await;
 }

@@ -1,0 +1,115 @@
+'use strict'
+// RPC benchmark: round trips through RPCServer -> VM (logged, durable) -> RPCClient, on 127.0.0.1.
+// The floor is the same RPCClient against a bare `ws` (JavaScript) server that answers every request at once.
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const WebSocket = require('ws')
+const { RPCServer, RPCClient } = require('..')
+const VM = require('../lib/vm')
+const { time, fmt, printTable } = require('./table')
+
+const CODE = 'exports.add = (a, b) => a + b'
+
+async function deploy (root, i) {
+  const vm = new VM(CODE)
+  await vm.deploy({ dir: path.join(root, 'vm' + i), title: 'bench' })
+  return vm
+}
+
+/** Mountable like a VM but runs calls in memory, unlogged: isolates the cost of the RPC path itself. */
+const memoryBackend = {
+  exports: { add: (a, b) => a + b },
+  callLog: { url: 'dat://' + '00'.repeat(32) },
+  filesArchive: { url: 'dat://' + '11'.repeat(32) },
+  executeCall: async ({ args }) => args[0] + args[1]
+}
+
+async function connect (url) {
+  const c = new RPCClient({ timeout: 60000 })
+  await c.connect(url)
+  return c
+}
+
+/** `clients` each make calls one after another until `total` calls are done. Returns calls/s. */
+async function load (clients, total) {
+  let next = 0
+  const secs = await time(() => Promise.all(clients.map(async (c) => {
+    while (next < total) await c.add(next++, 1)
+  })))
+  return total / secs
+}
+
+/** A bare ws server answering each JSON-RPC request with a result: no validation, no queue, no VM, no log. */
+async function echoServer () {
+  const wss = new WebSocket.Server({ host: '127.0.0.1', port: 0 })
+  await new Promise((resolve) => wss.once('listening', resolve))
+  wss.on('connection', (ws) => ws.on('message', (data) => {
+    const m = JSON.parse(data)
+    ws.send(JSON.stringify(m.method === 'handshake'
+      ? { jsonrpc: '2.0', result: { methods: ['add'] }, id: m.id }
+      : { jsonrpc: '2.0', result: m.params[0] + m.params[1], id: m.id }))
+  }))
+  return wss
+}
+
+async function main () {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-bench-rpc-'))
+  const rows = []
+  const server = new RPCServer()
+  const vms = []
+  const clients = []
+  try {
+    await server.listen({ port: 0, host: '127.0.0.1' })
+    const base = `ws://127.0.0.1:${server.port}`
+    for (let i = 0; i < 32; i++) {
+      vms.push(await deploy(root, i))
+      server.mount('/vm' + i, vms[i])
+    }
+
+    const one = await connect(base + '/vm0')
+    clients.push(one)
+    await load([one], 200) // warm-up
+    const SEQ = 3000
+    const seq = await load([one], SEQ)
+    rows.push(['sequential round trips, 1 client, 1 VM', `${fmt(seq)}/s (${fmt(1000 / seq, 3)} ms each)`])
+
+    const same = []
+    for (let i = 0; i < 32; i++) same.push(await connect(base + '/vm0'))
+    clients.push(...same)
+    rows.push(['32 clients on 1 VM', `${fmt(await load(same, 20000))} calls/s`])
+
+    const spread = []
+    for (let i = 0; i < 32; i++) spread.push(await connect(base + '/vm' + i))
+    clients.push(...spread)
+    rows.push(['32 clients on 32 VMs (one each)', `${fmt(await load(spread, 40000))} calls/s`])
+
+    server.mount('/mem', memoryBackend)
+    const mem = await connect(base + '/mem')
+    clients.push(mem)
+    await load([mem], 500)
+    const memSeq = await load([mem], 10000)
+    rows.push(['RPC path only (in-memory backend, no log), sequential', `${fmt(memSeq)}/s (${fmt(1000 / memSeq, 3)} ms each)`])
+    const memMany = []
+    for (let i = 0; i < 32; i++) memMany.push(await connect(base + '/mem'))
+    clients.push(...memMany)
+    rows.push(['RPC path only, 32 clients', `${fmt(await load(memMany, 40000))} calls/s`])
+
+    const wss = await echoServer()
+    const bare = await connect(`ws://127.0.0.1:${wss.address().port}/`)
+    await load([bare], 200)
+    const floor = await load([bare], 10000)
+    rows.push(['floor: RPCClient <-> bare `ws` echo server, sequential', `${fmt(floor)}/s (${fmt(1000 / floor, 3)} ms each)`])
+    await bare.close()
+    await new Promise((resolve) => wss.close(resolve))
+
+    printTable(`RPC, every call logged durably (${os.cpus().length} cores, Node ${process.version})`, rows)
+  } finally {
+    for (const c of clients) await c.close()
+    await server.close()
+    for (const vm of vms) await vm.close()
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1) })

@@ -1,0 +1,103 @@
+'use strict'
+// RPCServer: serves mounted VMs over WebSocket JSON-RPC 2.0, wire-compatible with libvms 2 / nodevms-client.
+// Transport, validation and each VM's FIFO queue (bounded at 1000) live in Rust (crates/rpc); a call reaches the
+// VM through `vm.executeCall`, which logs it.
+const { types } = require('node:util')
+
+const native = require('./native')
+const { wrapNative, BadArgumentError } = require('./errors')
+
+const DEFAULT_PORT = 5555
+
+class RPCServer {
+  /**
+   * @param {object} [opts] maxMessageSize, maxConnections, maxQueue, maxOutgoingSize (bytes / counts);
+   *   pingInterval, idleTimeout (0 = never), handshakeTimeout, closeTimeout (ms).
+   */
+  constructor (opts = {}) {
+    this._native = wrapNative(() => new native.NativeRpcServer(opts || {}))
+    this._closing = null
+  }
+
+  /** Serve `vm` at `path` (e.g. '/vm1'), before or after `listen`. The VM must be deployed. */
+  mount (path, vm) {
+    if (typeof path !== 'string') throw new BadArgumentError('mount path must be a string')
+    if (!vm || !vm.exports || !vm.callLog || !vm.filesArchive) throw new BadArgumentError('mount needs a deployed VM')
+    const methods = exportedMethods(vm.exports)
+    const info = { callLogUrl: vm.callLog.url, filesArchiveUrl: vm.filesArchive.url, ...(vm.rpcInfo || {}) }
+    wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm)))
+  }
+
+  /** Stop serving `path`: its connections close; calls already queued still run. Returns whether it was mounted. */
+  unmount (path) {
+    return wrapNative(() => this._native.unmount(String(path)))
+  }
+
+  /** `listen(port)` or `listen({port, host})`; port 0 lets the OS choose. Resolves once bound. */
+  async listen (opts) {
+    const { port = DEFAULT_PORT, host } = typeof opts === 'object' && opts !== null ? opts : { port: opts }
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BadArgumentError('port must be an integer 0..65535')
+    // As the original (a Node http server without host): every interface, IPv6 and IPv4 when available.
+    const hosts = host === undefined ? ['::', '0.0.0.0'] : [host]
+    for (let i = 0; ; i++) {
+      try {
+        await wrapNative(() => this._native.listen(hosts[i], port))
+        break
+      } catch (e) {
+        if (i + 1 >= hosts.length || e.code !== 'IO_ERROR') throw e
+      }
+    }
+    // A listening server keeps Node alive until close(), like net.Server.
+    this._native.untilClosed().catch(() => {})
+    return this.address()
+  }
+
+  /** `{port, address}` once listening, else null. */
+  address () {
+    const port = this._native.port
+    return port == null ? null : { port, address: this._native.address }
+  }
+
+  get port () { return this._native.port ?? null }
+  get connections () { return this._native.connections }
+  get mounts () { return this._native.mounts() }
+  /** Calls waiting at `path` (not counting the one running), or null. */
+  queued (path) { return this._native.queued(path) ?? null }
+
+  /** Close every connection; resolves once all are gone and every accepted call has finished. Idempotent. */
+  close () {
+    if (!this._closing) this._closing = wrapNative(() => this._native.close())
+    return this._closing
+  }
+}
+
+/** What may be called remotely: the script's own enumerable functions, in definition order, never `init`. */
+function exportedMethods (exports) {
+  return Object.keys(exports).filter((k) => k !== 'init' && typeof exports[k] === 'function')
+}
+
+/** The function Rust calls for each queued call. It never rejects: every ending is reported as a tagged value. */
+function backend (vm) {
+  return async (methodName, paramsJson, userId) => {
+    try {
+      const res = await vm.executeCall({ methodName, args: JSON.parse(paramsJson), userId })
+      // What rpc-websockets did: JSON.stringify of the reply, so `undefined` (and functions) drop the key.
+      const json = res === undefined ? undefined : JSON.stringify(res)
+      return json === undefined ? { kind: 'undefined' } : { kind: 'value', json }
+    } catch (e) {
+      return thrown(e)
+    }
+  }
+}
+
+function thrown (e) {
+  // Script errors come from another realm (node:vm), so `instanceof Error` alone would miss them.
+  if (e instanceof Error || types.isNativeError(e)) {
+    return { kind: 'thrown', name: String(e.name), message: String(e.message) }
+  }
+  let json
+  try { json = JSON.stringify(e) } catch (_) {}
+  return { kind: 'thrownValue', json: json === undefined ? 'null' : json }
+}
+
+module.exports = RPCServer

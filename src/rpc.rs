@@ -1,0 +1,316 @@
+//! `NativeRpcServer` / `NativeRpcClient`: `crates/rpc` behind `lib/rpc-server.js` and `lib/rpc-client.js`.
+//!
+//! Values cross as JSON text: JavaScript's `JSON.stringify` is exactly what rpc-websockets put on the wire
+//! (`toJSON`, dropped `undefined` keys...), and Rust never has to look inside JavaScript objects or errors.
+use std::sync::Arc;
+use std::time::Duration;
+
+use libvms_errors::err;
+use libvms_rpc::{Backend, BoxFuture, Call, CallReply, ClientState, Outcome, RpcClient, RpcServer, ServerConfig};
+use napi::bindgen_prelude::{FnArgs, Promise, PromiseRaw};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{Env, Status};
+use napi_derive::napi;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+use crate::errors::{guard, js};
+
+/// How a call ended, as the JavaScript backend function reports it (it catches everything itself).
+#[napi(object)]
+pub struct CallOutcome {
+    /// `"value"` (with `json`), `"undefined"`, `"thrown"` (an Error: `name`, `message`) or `"thrownValue"`
+    /// (anything else thrown, as `json`).
+    pub kind: String,
+    pub json: Option<String>,
+    pub name: Option<String>,
+    pub message: Option<String>,
+}
+
+/// `(methodName, paramsJson, userId) => Promise<CallOutcome>`. Weak: a mounted VM alone never keeps Node alive
+/// (a listening server does, through `untilClosed`), and it is released when the mount's last call is done.
+type CallFn = ThreadsafeFunction<
+    FnArgs<(String, String, String)>,
+    Promise<CallOutcome>,
+    FnArgs<(String, String, String)>,
+    Status,
+    false,
+    true,
+>;
+
+struct JsBackend {
+    methods: Vec<String>,
+    info: Map<String, Value>,
+    call: Arc<CallFn>,
+}
+
+fn internal(message: String) -> Outcome {
+    Outcome::Thrown { name: "Error".into(), message }
+}
+
+fn to_outcome(o: CallOutcome) -> Outcome {
+    let parse = |j: Option<String>| j.as_deref().map(serde_json::from_str::<Value>);
+    match o.kind.as_str() {
+        "undefined" => Outcome::Undefined,
+        "value" => match parse(o.json) {
+            Some(Ok(v)) => Outcome::Value(v),
+            _ => Outcome::Undefined,
+        },
+        "thrown" => Outcome::Thrown { name: o.name.unwrap_or_default(), message: o.message.unwrap_or_default() },
+        "thrownValue" => Outcome::ThrownValue(parse(o.json).and_then(Result::ok).unwrap_or(Value::Null)),
+        other => internal(format!("Internal error: bad outcome kind {other:?}")),
+    }
+}
+
+impl Backend for JsBackend {
+    fn methods(&self) -> Vec<String> {
+        self.methods.clone()
+    }
+
+    fn info(&self) -> Map<String, Value> {
+        self.info.clone()
+    }
+
+    fn call(&self, call: Call) -> BoxFuture<Outcome> {
+        let f = self.call.clone();
+        Box::pin(async move {
+            let params = serde_json::to_string(&call.params).unwrap_or_else(|_| "[]".into());
+            let args = FnArgs::from((call.method.clone(), params, call.user_id.clone()));
+            let done = match f.call_async_catch(args).await {
+                Ok(promise) => promise.await,
+                Err(e) => Err(e),
+            };
+            // The JS side never rejects; this is only reached if it is gone (Node exiting) or buggy.
+            done.map(to_outcome).unwrap_or_else(|e| internal(format!("Internal error: {}", e.reason)))
+        })
+    }
+}
+
+/// `new RPCServer(opts)` limits; times in milliseconds, sizes in bytes. Absent: the crate's defaults.
+#[napi(object)]
+pub struct ServerOptions {
+    pub max_message_size: Option<f64>,
+    pub max_connections: Option<u32>,
+    pub max_queue: Option<u32>,
+    pub max_outgoing_size: Option<f64>,
+    pub ping_interval: Option<f64>,
+    /// 0: never drop idle connections.
+    pub idle_timeout: Option<f64>,
+    pub handshake_timeout: Option<f64>,
+    pub close_timeout: Option<f64>,
+}
+
+fn positive(v: f64, what: &str) -> libvms_errors::Result<f64> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(err::bad_argument(format!("{what} must be a non-negative number")))
+    }
+}
+
+fn ms(v: f64, what: &str) -> libvms_errors::Result<Duration> {
+    positive(v, what).map(|v| Duration::from_secs_f64(v / 1000.0))
+}
+
+fn config(o: Option<ServerOptions>) -> libvms_errors::Result<ServerConfig> {
+    let mut c = ServerConfig::default();
+    let Some(o) = o else { return Ok(c) };
+    if let Some(v) = o.max_message_size {
+        c = c.max_message_bytes(positive(v, "maxMessageSize")? as usize);
+    }
+    if let Some(v) = o.max_connections {
+        c = c.max_connections(v as usize);
+    }
+    if let Some(v) = o.max_queue {
+        c = c.max_queue(v as usize);
+    }
+    if let Some(v) = o.max_outgoing_size {
+        c = c.max_outgoing_bytes(positive(v, "maxOutgoingSize")? as usize);
+    }
+    if let Some(v) = o.ping_interval {
+        c = c.ping_interval(ms(v, "pingInterval")?);
+    }
+    if let Some(v) = o.idle_timeout {
+        c = c.idle_timeout(Some(ms(v, "idleTimeout")?).filter(|d| !d.is_zero()));
+    }
+    if let Some(v) = o.handshake_timeout {
+        c = c.handshake_timeout(ms(v, "handshakeTimeout")?);
+    }
+    if let Some(v) = o.close_timeout {
+        c = c.close_timeout(ms(v, "closeTimeout")?);
+    }
+    Ok(c)
+}
+
+#[napi]
+pub struct NativeRpcServer {
+    server: RpcServer,
+    /// Set once `close()` has finished: ends `untilClosed()`.
+    closed: watch::Sender<bool>,
+}
+
+#[napi]
+impl NativeRpcServer {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(opts: Option<ServerOptions>) -> napi::Result<Self> {
+        guard(|| Ok(NativeRpcServer { server: RpcServer::new(config(opts)?), closed: watch::channel(false).0 }))
+    }
+
+    /// Serve a VM at `path`: its callable method names, the handshake's extra fields (a JSON object), and the
+    /// function that runs one call.
+    #[napi(catch_unwind)]
+    pub fn mount(&self, path: String, methods: Vec<String>, info_json: String, call: CallFn) -> napi::Result<()> {
+        guard(|| {
+            let info = match serde_json::from_str::<Value>(&info_json) {
+                Ok(Value::Object(m)) => m,
+                _ => return Err(err::bad_argument("info must be a JSON object")),
+            };
+            self.server.mount(&path, Arc::new(JsBackend { methods, info, call: Arc::new(call) }))
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn unmount(&self, path: String) -> napi::Result<bool> {
+        guard(|| Ok(self.server.unmount(&path)))
+    }
+
+    #[napi]
+    pub fn mounts(&self) -> Vec<String> {
+        self.server.mounts()
+    }
+
+    /// Calls waiting at `path` (the running one not counted); `null` when nothing is mounted there.
+    #[napi]
+    pub fn queued(&self, path: String) -> Option<u32> {
+        self.server.queued(&path).map(|n| n as u32)
+    }
+
+    #[napi(getter)]
+    pub fn connections(&self) -> u32 {
+        self.server.connections() as u32
+    }
+
+    /// The bound port once listening.
+    #[napi(getter)]
+    pub fn port(&self) -> Option<u32> {
+        self.server.local_addr().map(|a| a.port() as u32)
+    }
+
+    /// The bound address (IP) once listening.
+    #[napi(getter)]
+    pub fn address(&self) -> Option<String> {
+        self.server.local_addr().map(|a| a.ip().to_string())
+    }
+
+    /// Bind and serve; resolves with the bound port.
+    #[napi]
+    pub async fn listen(&self, host: String, port: u32) -> napi::Result<u32> {
+        let port = u16::try_from(port).map_err(|_| crate::errors::to_js(err::bad_argument("port must be 0..65535")))?;
+        let addr = js(self.server.listen(&host, port).await)?;
+        Ok(addr.port() as u32)
+    }
+
+    /// Pending while the server is open: as with `net.Server`, a listening server keeps Node running.
+    #[napi]
+    pub async fn until_closed(&self) -> napi::Result<()> {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+        Ok(())
+    }
+
+    /// Close every connection and resolve once they are gone and every accepted call has finished.
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        self.server.close().await;
+        self.closed.send_replace(true);
+        Ok(())
+    }
+}
+
+/// A reply as JavaScript sees it: `ok` with `json` the result (absent: `undefined`), or not `ok` with `json`
+/// the wire's `error` member.
+#[napi(object)]
+pub struct WireReply {
+    pub ok: bool,
+    pub json: Option<String>,
+}
+
+fn wire_reply(r: CallReply) -> WireReply {
+    match r {
+        Ok(v) => WireReply { ok: true, json: v.map(|v| v.to_string()) },
+        Err(e) => WireReply { ok: false, json: Some(e.to_json().to_string()) },
+    }
+}
+
+/// How the connection ended (`code` absent when the server sent no close frame).
+#[napi(object)]
+pub struct CloseEvent {
+    pub code: Option<u32>,
+    pub reason: String,
+    pub error: Option<String>,
+}
+
+#[napi]
+pub struct NativeRpcClient {
+    client: Arc<RpcClient>,
+}
+
+/// Open a WebSocket to `url` (as `user`, when given) without the handshake.
+#[napi]
+pub async fn rpc_open(url: String, user: Option<String>, timeout_ms: f64) -> napi::Result<NativeRpcClient> {
+    let timeout = js(ms(timeout_ms, "timeout"))?;
+    let client = js(RpcClient::open(&url, user.as_deref(), timeout).await)?;
+    Ok(NativeRpcClient { client: Arc::new(client) })
+}
+
+#[napi]
+impl NativeRpcClient {
+    #[napi]
+    pub async fn handshake(&self) -> napi::Result<WireReply> {
+        js(self.client.handshake().await).map(wire_reply)
+    }
+
+    /// Call `method` with `params_json` (a JSON array); `timeout_ms` 0 waits as long as the connection lives.
+    /// The request is sent before this returns, so calls reach the server in the order JavaScript made them.
+    #[napi(ts_return_type = "Promise<WireReply>")]
+    pub fn call<'env>(
+        &self,
+        env: &'env Env,
+        method: String,
+        params_json: String,
+        timeout_ms: f64,
+    ) -> napi::Result<PromiseRaw<'env, WireReply>> {
+        let params = match serde_json::from_str::<Value>(&params_json) {
+            Ok(Value::Array(a)) => a,
+            _ => return js(Err(err::bad_argument("params must be a JSON array"))),
+        };
+        let timeout = Some(js(ms(timeout_ms, "timeout"))?).filter(|t| !t.is_zero());
+        let reply = self.client.start_call(&method, params, timeout);
+        env.spawn_future(async move { js(reply.await).map(wire_reply) })
+    }
+
+    /// The handshake result as JSON (`null` before it).
+    #[napi(getter)]
+    pub fn backend_info(&self) -> String {
+        self.client.backend_info().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn is_open(&self) -> bool {
+        matches!(self.client.state(), ClientState::Open)
+    }
+
+    /// Resolves when the connection ends, for whatever reason. Pending while open: an open client keeps Node
+    /// running, as a `ws` socket does.
+    #[napi]
+    pub async fn closed(&self) -> napi::Result<CloseEvent> {
+        let info = self.client.closed().await;
+        Ok(CloseEvent { code: info.code.map(u32::from), reason: info.reason, error: info.error })
+    }
+
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        self.client.close().await;
+        Ok(())
+    }
+}
