@@ -4,9 +4,11 @@ const errors = require('./lib/errors')
 const CallLog = require('./lib/call-log')
 const DatArchive = require('./lib/dat-archive')
 const VM = require('./lib/vm')
+const VMFactory = require('./lib/vm-factory')
 
 module.exports = {
   VM,
+  VMFactory,
   CallLog,
   DatArchive,
   errors
