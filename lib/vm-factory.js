@@ -155,14 +155,15 @@ class VMFactory extends VM {
   }
 
   _dropUnfinished (dir) {
+    let dropped = 0
     for (const [id, entry] of Object.entries(this._registry.vms)) {
       if (entry.state !== 'provisioning') continue
       debug('removing unfinished provision %s', id)
       fs.rmSync(path.join(dir, id), { recursive: true, force: true })
       delete this._registry.vms[id]
+      dropped++
     }
-    // Written only when there is something to say, so a plain VM dir never gains a registry by accident.
-    if (Object.keys(this._registry.vms).length) saveRegistry(dir, this._registry)
+    if (dropped) saveRegistry(dir, this._registry)
   }
 
   _assertOpen () {
