@@ -5,11 +5,13 @@ const CallLog = require('./lib/call-log')
 const DatArchive = require('./lib/dat-archive')
 const VM = require('./lib/vm')
 const VMFactory = require('./lib/vm-factory')
+const Verifier = require('./lib/verifier')
 
 module.exports = {
   VM,
   VMFactory,
   CallLog,
   DatArchive,
+  Verifier,
   errors
 }

@@ -12,7 +12,7 @@ use crate::errors::{blocking, guard, js, js_index};
 
 #[napi]
 pub struct NativeLog {
-    core: SharedCore,
+    pub(crate) core: SharedCore,
     key: [u8; 32],
     discovery_key: [u8; 32],
 }
@@ -87,7 +87,8 @@ impl NativeLog {
     pub fn get_range(&self, start: f64, end: f64) -> napi::Result<Vec<Buffer>> {
         guard(|| {
             let (start, end) = (js_index(start, "start")?, js_index(end, "end")?);
-            self.core.with(|c| (start..end).map(|i| c.get(i).map(Buffer::from)).collect())
+            let run = self.core.with(|c| c.read_run(start, end))?;
+            Ok(run.iter().map(|b| Buffer::from(b.to_vec())).collect())
         })
     }
 

@@ -837,6 +837,24 @@ impl Core {
         Ok(if cur.hash == anchor.hash && cur.size == anchor.size { Some(node) } else { None })
     }
 
+    /// A stored node proven to be part of the signed tree (None if it is not, or is missing).
+    pub(crate) fn trusted_subtree(&self, index: u64) -> Result<Option<Node>> {
+        if !self.roots_trusted {
+            return Ok(None);
+        }
+        self.trusted_node(index)
+    }
+
+    /// Stored tree nodes `first..first + count`, with one file read.
+    pub(crate) fn tree_span(&self, first: u64, count: u64) -> Result<Vec<Option<Node>>> {
+        self.tree.get_span(first, count)
+    }
+
+    /// Raw read from the data file; returns the bytes read.
+    pub(crate) fn read_data_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.data.read_at(offset, buf)
+    }
+
     /// Byte offset of block `index` from the tree (unverified sizes).
     pub fn byte_offset(&self, index: u64) -> Result<u64> {
         if index > self.length {

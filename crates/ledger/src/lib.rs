@@ -11,10 +11,12 @@ pub mod encoding;
 pub mod flat;
 mod oplog;
 pub mod proof;
+mod range;
 mod storage;
 mod tree;
 
 pub use crate::core::{Core, VerifiedProof};
+pub use crate::range::BlockRun;
 pub use crate::crypto::{KeyPair, Manifest, Prologue, SignerInfo};
 pub use crate::proof::{
     DataBlock, DataHash, DataSeek, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestSeek, RequestUpgrade,

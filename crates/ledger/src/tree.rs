@@ -87,6 +87,27 @@ impl TreeStore {
         Ok(Node::from_record(index, &r))
     }
 
+    /// Stored nodes `first..first + count` (None where blank or missing), read with one file access.
+    pub fn get_span(&self, first: u64, count: u64) -> Result<Vec<Option<Node>>> {
+        let off = first.checked_mul(40).ok_or_else(|| err::out_of_bounds("node index too large"))?;
+        let len = usize::try_from(count.saturating_mul(40)).map_err(|_| err::out_of_bounds("node span too large"))?;
+        let mut buf = vec![0u8; len];
+        let n = self.file.read_at(off, &mut buf)?;
+        let mut out = Vec::with_capacity(count as usize);
+        for k in 0..count {
+            let index = first + k;
+            let at = k as usize * 40;
+            let stored = if at + 40 <= n { Node::from_record(index, &buf[at..at + 40]) } else { None };
+            out.push(stored);
+        }
+        if !self.unflushed.is_empty() || self.truncate_to.is_some() {
+            for (k, slot) in out.iter_mut().enumerate() {
+                *slot = self.get(first + k as u64)?;
+            }
+        }
+        Ok(out)
+    }
+
     /// A node that must exist.
     pub fn get_required(&self, index: u64) -> Result<Node> {
         self.get(index)?.ok_or_else(|| err::corrupt(format!("tree node {index} is missing")))

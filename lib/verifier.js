@@ -1,0 +1,65 @@
+'use strict'
+// Verifier: does a replay tell the same story as the host? Both comparisons run in Rust and stream their inputs.
+const native = require('./native')
+const CallLog = require('./call-log')
+const DatArchive = require('./dat-archive')
+const { BadArgumentError, VerificationError, wrapNative } = require('./errors')
+
+// Paths quoted in an archive mismatch message (the error object carries all of them).
+const MESSAGE_PATHS = 10
+
+class Verifier {
+  /**
+   * Resolves if both logs hold the same entries (entry 0: same type and code; later entries: equal as canonical
+   * JSON). Otherwise throws a VerificationError with `index` (the first divergent entry) and `a` / `b` (the two
+   * entries there, `undefined` where one log has ended).
+   */
+  static async compareLogs (a, b) {
+    const [na, nb] = [liveLog(a, 'a'), liveLog(b, 'b')]
+    try {
+      await wrapNative(() => native.compareLogs(na, nb))
+    } catch (e) {
+      if (!(e instanceof VerificationError) || e.index === undefined) throw e
+      e.a = await entryOrUndefined(a, e.index)
+      e.b = await entryOrUndefined(b, e.index)
+      throw e
+    }
+  }
+
+  /**
+   * Resolves if both archives hold the same files with the same content (`/dat.json` ignored). Otherwise throws a
+   * VerificationError with `added`, `removed` and `changed` (paths, from `a` to `b`).
+   */
+  static async compareArchives (a, b) {
+    for (const [arch, name] of [[a, 'a'], [b, 'b']]) {
+      if (!(arch instanceof DatArchive)) throw new BadArgumentError(`compareArchives: ${name} must be a DatArchive`)
+    }
+    const [da, db] = [await a._open(), await b._open()]
+    const diff = await wrapNative(() => native.NativeDrive.diff(da, db))
+    const { added, removed, changed } = diff
+    if (added.length + removed.length + changed.length === 0) return
+    const parts = []
+    for (const [label, paths] of [['added', added], ['removed', removed], ['changed', changed]]) {
+      if (!paths.length) continue
+      const shown = paths.slice(0, MESSAGE_PATHS).join(', ')
+      parts.push(`${label}: ${shown}${paths.length > MESSAGE_PATHS ? ` and ${paths.length - MESSAGE_PATHS} more` : ''}`)
+    }
+    throw new VerificationError(`files archives differ (${parts.join('; ')})`, { added, removed, changed })
+  }
+}
+
+function liveLog (log, name) {
+  if (!(log instanceof CallLog)) throw new BadArgumentError(`compareLogs: ${name} must be a CallLog`)
+  return log._live()
+}
+
+async function entryOrUndefined (log, index) {
+  if (index >= log.length) return undefined
+  try {
+    return await log.get(index)
+  } catch {
+    return await log.get(index, { valueEncoding: 'binary' }).catch(() => undefined)
+  }
+}
+
+module.exports = Verifier
