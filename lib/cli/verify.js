@@ -5,7 +5,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const VM = require('../vm')
 const { readMeta, openLog, openArchive } = require('./vm-dir')
-const { verifier } = require('./verifier')
+const Verifier = require('../verifier')
 const { UsageError } = require('../errors')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
@@ -90,12 +90,18 @@ module.exports = {
       progress.end()
       say(`  replayed ${log.length - 1} entries`)
 
-      const { compareLogs, compareArchives } = verifier()
       const problems = []
-      await compareLogs(log, replica.callLog).then(
+      await Verifier.compareLogs(log, replica.callLog).then(
         () => say('✓ Call log: the replay produced the same entries'),
-        (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; problems.push(`Call log mismatch: ${e.message}`) })
-      await compareArchives(archive, replica.filesArchive).then(
+        (e) => {
+          if (e.code !== 'VERIFICATION_MISMATCH') throw e
+          problems.push(`Call log mismatch: ${e.message}`)
+          if (e.index !== undefined) {
+            problems.push(`  entry ${e.index} in the log:    ${JSON.stringify(e.a)}`)
+            problems.push(`  entry ${e.index} in the replay: ${JSON.stringify(e.b)}`)
+          }
+        })
+      await Verifier.compareArchives(archive, replica.filesArchive).then(
         () => say('✓ Files archive: the replay produced the same files'),
         (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; problems.push(`Files archive mismatch: ${e.message}`) })
       if (problems.length) throw new Mismatch(problems.join('\n'))
