@@ -53,19 +53,20 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
 
   const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
   let server = null
+  let listened
   try {
     await vm.deploy({ dir, title })
     server = new Server()
     server.mount('/', vm)
     if (factory) vm.setRPCServer(server)
-    await server.listen({ port, host })
+    listened = await server.listen({ port, host })
   } catch (e) {
     if (server) await server.close().catch(() => {})
     await vm.close().catch(() => {})
     stop.dispose()
     throw e
   }
-  const bound = boundPort(server, port)
+  const bound = Number.isInteger(listened) && listened > 0 ? listened : boundPort(server, port)
   const shownHost = host.includes(':') ? `[${host}]` : host
   io.out.write([
     `libvms ${pkg.version}`,
