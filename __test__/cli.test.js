@@ -238,3 +238,18 @@ test('factory: provision over RPC with libvms call, then call the VM at /<id>', 
   assert.equal((await host.stop()).code, 0)
   assert.ok(fs.existsSync(path.join(dir, info.id, 'call-log')))
 })
+
+test('lib/debug follows the DEBUG convention; DEBUG=libvms* adds debug lines and stack traces', async (t) => {
+  const { enabled } = require('../lib/debug')
+  assert.equal(enabled('libvms:cli', 'libvms*'), true)
+  assert.equal(enabled('libvms:cli', 'libvms:factory'), false)
+  assert.equal(enabled('libvms:cli', 'other,libvms:*,-libvms:cli'), false)
+  assert.equal(enabled('libvms:factory', 'other, libvms:*'), true)
+  assert.equal(enabled('libvms:cli', ''), false)
+
+  const dir = tmpdir(t)
+  const r = await cli(['verify', dir], { env: { ...ENV, DEBUG: 'libvms*' } })
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /^libvms:cli verify /m)
+  assert.match(r.stderr, /\n\s+at /) // the stack, for debugging
+})
