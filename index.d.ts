@@ -139,12 +139,59 @@ export class DatArchive {
   close (): Promise<void>
 }
 
+// --- VM (minimal, until issue 4's full declaration lands) and VMFactory (issue 6) ---
+
+export interface DeployOptions { dir: string, title?: string, url?: string }
+
+export class VM extends EventEmitter {
+  constructor (code: string)
+  readonly id: string
+  code: string
+  dir: string | null
+  exports: Record<string, any> | null
+  filesArchive: DatArchive | null
+  callLog: CallLog | null
+  deploy (opts: DeployOptions): Promise<this>
+  executeCall (call: { methodName: string, args?: unknown[], userId?: string }): Promise<any>
+  addAPI (name: string, methods: Record<string, (...args: any[]) => any>): void
+  close (): Promise<void>
+  static fromCallLog (callLog: CallLog, urls: { filesArchiveUrl: string },
+    opts?: { dir?: string, title?: string, onProgress?: (done: number, total: number) => void }): Promise<VM>
+}
+
+/** What `provisionVM` returns (and what a factory script gets from `System.vms.provisionVM`). */
+export interface ProvisionedVMInfo { id: string, callLogUrl: string, filesArchiveUrl: string }
+
+/** Anything with the RPCServer's mount/unmount. */
+export interface VMMounter {
+  mount (path: string, vm: VM): unknown
+  unmount (path: string): unknown
+}
+
+/**
+ * A VM whose script provisions other VMs through `System.vms.{provisionVM, shutdownVM}`. VM `id` lives in
+ * `<factory dir>/<id>` and is served at `/<id>`; a factory redeployed on the same dir brings back its live VMs.
+ */
+export class VMFactory extends VM {
+  constructor (code: string, opts?: { maxVMs?: number })
+  readonly maxVMs: number
+  /** The live VMs, by id. */
+  VMs: Record<string, VM>
+  readonly numVMs: number
+  setRPCServer (server: VMMounter): void
+  /** Rejects with CapacityError ("This host is at maximum capacity") at maxVMs, BadArgumentError for bad code. */
+  provisionVM (opts: { code: string, title?: string }): Promise<ProvisionedVMInfo>
+  shutdownVM (id: string): Promise<void>
+  getVM (id: string): VM | undefined
+}
+
 export type ErrorCode =
   | 'IO_ERROR' | 'STORAGE_LOCKED' | 'STORAGE_CORRUPT' | 'NOT_A_CORE' | 'VERIFICATION_FAILED'
   | 'INVALID_SIGNATURE' | 'OUT_OF_BOUNDS' | 'NOT_WRITABLE' | 'CLOSED' | 'BAD_ARGUMENT' | 'ENCODING_ERROR'
   | 'INVALID_PROOF' | 'INTERNAL' | 'NOT_FOUND' | 'ENTRY_ALREADY_EXISTS' | 'PARENT_FOLDER_DOESNT_EXIST'
   | 'INVALID_PATH' | 'ARCHIVE_NOT_WRITABLE' | 'DEST_DIRECTORY_NOT_EMPTY' | 'INVALID_ENCODING'
   | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED'
+  | 'AT_CAPACITY' | 'USAGE' // raised by the JavaScript layer only
 
 /** Base class of every libvms error: `code` is stable, `name` is the class name. */
 export class LibvmsError extends Error {
@@ -247,6 +294,10 @@ export namespace errors {
   export class VerificationError extends CodedError {}
   export class TimeoutError extends CodedError {}
   export class ConnectionError extends CodedError {}
+  /** VMFactory at maxVMs (code AT_CAPACITY). */
+  export class CapacityError extends CodedError {}
+  /** Bad command line (code USAGE). */
+  export class UsageError extends CodedError {}
   export const CODES: ErrorCode[]
   export function errorFor (code: ErrorCode, message?: string, props?: object): LibvmsError
 }

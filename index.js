@@ -4,12 +4,14 @@ const errors = require('./lib/errors')
 const CallLog = require('./lib/call-log')
 const DatArchive = require('./lib/dat-archive')
 const VM = require('./lib/vm')
+const VMFactory = require('./lib/vm-factory')
 const Verifier = require('./lib/verifier')
 const RPCServer = require('./lib/rpc-server')
 const RPCClient = require('./lib/rpc-client')
 
 module.exports = {
   VM,
+  VMFactory,
   CallLog,
   DatArchive,
   Verifier,

@@ -80,4 +80,20 @@ function errorFor (code, message, props) {
   return new cls(message, props)
 }
 
-module.exports = { ...classes, fromNative, wrapNative, errorFor, CODES: Object.keys(CLASS_NAMES) }
+// Errors raised by the JavaScript layer only (VMFactory, CLI). Not in CODES, which lists what the addon can raise.
+class CapacityError extends LibvmsError {
+  constructor (message = 'This host is at maximum capacity', props) { super(message, 'AT_CAPACITY', props) }
+}
+class UsageError extends LibvmsError {
+  constructor (message, props) { super(message, 'USAGE', props) }
+}
+
+module.exports = {
+  ...classes,
+  CapacityError,
+  UsageError,
+  fromNative,
+  wrapNative,
+  errorFor,
+  CODES: Object.keys(CLASS_NAMES)
+}

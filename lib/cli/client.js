@@ -1,0 +1,27 @@
+'use strict'
+// Connect an RPCClient the way `call` and `repl` both need.
+const { RPCClient } = require('./rpc')
+const { wsUrl, intOption } = require('./args')
+
+const CLIENT_OPTIONS = {
+  user: { type: 'string', short: 'u', arg: 'USER', help: 'the caller id to connect as (debug mode)' },
+  timeout: { type: 'string', arg: 'MS', help: 'give up on a call after this many ms (default 5000)' }
+}
+
+async function connect (input, values) {
+  const Client = RPCClient()
+  const client = new Client({ timeout: intOption(values, 'timeout', 5000) })
+  const url = wsUrl(input)
+  const opts = {}
+  if (values.user !== undefined) opts.user = values.user
+  await client.connect(url, opts)
+  return { client, url }
+}
+
+/** The methods the VM exports (from the handshake). */
+function methodsOf (client) {
+  const info = client.backendInfo || {}
+  return Array.isArray(info.methods) ? info.methods : []
+}
+
+module.exports = { connect, methodsOf, CLIENT_OPTIONS }

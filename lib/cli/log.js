@@ -1,0 +1,60 @@
+'use strict'
+// libvms log DIR: the entries of a VM's call log, one per line.
+const { openLog } = require('./vm-dir')
+const { intOption } = require('./args')
+const { UsageError } = require('../errors')
+
+const MAX_SHOWN = 60 // characters of a value shown in the readable format
+
+function short (value) {
+  const text = value === undefined ? 'undefined' : JSON.stringify(value)
+  return text.length > MAX_SHOWN ? text.slice(0, MAX_SHOWN - 1) + '…' : text
+}
+
+/** One readable line for a log entry. */
+function formatEntry (seq, entry) {
+  const head = `#${seq}`
+  if (!entry || typeof entry !== 'object') return `${head} ${short(entry)}`
+  switch (entry.type) {
+    case 'init':
+      return `${head} init  code ${Buffer.byteLength(entry.code || '')} bytes, files archive ${entry.filesArchiveUrl}`
+    case 'restart':
+      return `${head} restart${typeof entry.code === 'string' ? ` with new code (${Buffer.byteLength(entry.code)} bytes)` : ''}`
+    case 'call': {
+      const call = entry.call || {}
+      const result = entry.result || {}
+      const args = (call.args || []).map(short).join(', ')
+      const who = call.userId !== undefined ? ` by ${JSON.stringify(call.userId)}` : ''
+      const outcome = result.err !== undefined ? `threw ${result.err}` : result.res !== undefined ? `-> ${short(result.res)}` : '-> (nothing)'
+      return `${head} call  ${call.methodName}(${args})${who} ${outcome}  [files v${result.filesVersion}]`
+    }
+    default:
+      return `${head} ${entry.type || '?'}  ${short(entry)}`
+  }
+}
+
+module.exports = {
+  summary: 'print the entries of a VM\'s call log',
+  usage: 'Usage: libvms log DIR [--from N] [--json]',
+  options: {
+    from: { type: 'string', arg: 'N', help: 'start at entry N (default 0)' },
+    json: { type: 'boolean', help: 'one JSON object per line: {"seq": N, ...the entry}' }
+  },
+  more: 'DIR is a VM directory (as made by `libvms exec`) or a call-log directory. Its VM must not be running.',
+  formatEntry,
+  async run ({ positionals, values, io }) {
+    if (positionals.length !== 1) throw new UsageError('usage: libvms log DIR')
+    const from = intOption(values, 'from', 0)
+    const log = await openLog(positionals[0])
+    try {
+      let seq = from
+      for await (const entry of log.entries({ start: Math.min(from, log.length) })) {
+        io.out.write((values.json ? JSON.stringify(entry && typeof entry === 'object' ? { seq, ...entry } : { seq, value: entry }) : formatEntry(seq, entry)) + '\n')
+        seq++
+      }
+    } finally {
+      await log.close()
+    }
+    return 0
+  }
+}

@@ -1,0 +1,117 @@
+'use strict'
+// Deploy a script (as a VM or a VM factory), serve it over RPC at `/`, and stop cleanly on SIGINT/SIGTERM:
+// the server first (no new calls), then the VM (running calls finish, the log and archive are flushed).
+const fs = require('node:fs')
+const path = require('node:path')
+const VM = require('../vm')
+const VMFactory = require('../vm-factory')
+const createDebug = require('../debug')
+const { intOption } = require('./args')
+const { RPCServer, boundPort } = require('./rpc')
+const { UsageError } = require('../errors')
+
+const debug = createDebug('libvms:serve')
+const pkg = require('../../package.json')
+
+// Options shared by `exec` and `factory`, including NodeVMS 1.x's (-p, -d, --utp).
+const SERVE_OPTIONS = {
+  port: { type: 'string', short: 'p', arg: 'PORT', help: 'port to listen on (default 5555; 0 = any free port)' },
+  host: { type: 'string', arg: 'HOST', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)' },
+  dir: { type: 'string', arg: 'DIR', help: 'data directory (default ./<script name>.libvms)' },
+  title: { type: 'string', arg: 'TITLE', help: 'title of the VM and its files archive (default: the script\'s file name)' },
+  debug: { type: 'boolean', short: 'd', help: 'debug mode: callers name themselves with ?user= (the only mode for now)' },
+  utp: { type: 'boolean' }, // NodeVMS 1.x: peer discovery; accepted, no effect yet
+  'no-utp': { type: 'boolean' },
+  version: { type: 'boolean', short: 'v' }
+}
+
+/** The data directory for `scriptPath` when --dir is not given. */
+function defaultDir (scriptPath) {
+  return path.resolve(path.basename(scriptPath).replace(/\.[cm]?js$/, '') + '.libvms')
+}
+
+async function serve ({ positionals, values, io }, { factory = false } = {}) {
+  const scriptPath = positionals[0]
+  if (!scriptPath) throw new UsageError(`a script is required: libvms ${factory ? 'factory' : 'exec'} SCRIPT`)
+  if (positionals.length > 1) throw new UsageError(`unexpected argument: ${positionals[1]}`)
+  let code
+  try {
+    code = fs.readFileSync(scriptPath, 'utf8')
+  } catch (e) {
+    throw new UsageError(`cannot read ${scriptPath}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`)
+  }
+  const port = intOption(values, 'port', 5555)
+  if (port > 65535) throw new UsageError('--port must be at most 65535')
+  const host = values.host || '127.0.0.1'
+  const dir = values.dir ? path.resolve(values.dir) : defaultDir(scriptPath)
+  const title = values.title || path.basename(scriptPath)
+  const maxVMs = factory ? intOption(values, 'max-vms', 100) : undefined
+  const Server = RPCServer()
+
+  // Signals are caught from the start, so a Ctrl+C during startup still shuts down cleanly.
+  const stop = stopSignal(io)
+
+  const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
+  let server = null
+  let listened
+  try {
+    await vm.deploy({ dir, title })
+    server = new Server()
+    server.mount('/', vm)
+    if (factory) vm.setRPCServer(server)
+    listened = await server.listen({ port, host })
+  } catch (e) {
+    if (server) await server.close().catch(() => {})
+    await vm.close().catch(() => {})
+    stop.dispose()
+    throw e
+  }
+  const bound = Number.isInteger(listened) && listened > 0 ? listened : boundPort(server, port)
+  const shownHost = host.includes(':') ? `[${host}]` : host
+  io.out.write([
+    `libvms ${pkg.version}`,
+    `Serving ${path.basename(scriptPath)}${factory ? ' (VM factory)' : ''} at ws://${shownHost}:${bound}/`,
+    `Data directory ${dir}`,
+    '',
+    `Files archive ${vm.filesArchive.url}`,
+    `Call log      ${vm.callLog.url}`,
+    factory ? `Provisioned VMs are served at ws://${shownHost}:${bound}/<id> (${vm.numVMs} running, at most ${maxVMs})` : null,
+    '',
+    'Ctrl+C to stop',
+    ''
+  ].filter((l) => l !== null).join('\n'))
+
+  const signal = await stop.promise
+  io.out.write(`\n${signal}: stopping...\n`)
+  debug('closing server')
+  await server.close()
+  debug('closing VM')
+  await vm.close()
+  stop.dispose()
+  io.out.write('Stopped.\n')
+  return 0
+}
+
+/** Resolves with the first SIGINT/SIGTERM; a second one while stopping exits at once. */
+function stopSignal (io) {
+  let resolve
+  const promise = new Promise((r) => { resolve = r })
+  let count = 0
+  const on = (signal) => {
+    count++
+    if (count === 1) return resolve(signal)
+    io.err.write(`${signal} again: exiting without waiting (acknowledged calls are already durable)\n`)
+    process.exit(130)
+  }
+  process.on('SIGINT', on)
+  process.on('SIGTERM', on)
+  return {
+    promise,
+    dispose () {
+      process.off('SIGINT', on)
+      process.off('SIGTERM', on)
+    }
+  }
+}
+
+module.exports = { serve, SERVE_OPTIONS, defaultDir }
