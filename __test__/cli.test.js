@@ -12,7 +12,6 @@ const pkg = require('../package.json')
 
 const BIN = path.join(__dirname, '..', 'bin', 'libvms.js')
 const EXAMPLES = path.join(__dirname, '..', 'examples')
-const NO_RPC = !RPCServer && 'RPCServer is not in this build yet (rpc-binding)'
 const ENV = { ...process.env, DEBUG: '' }
 
 /** Run `libvms ...args` to completion: {code, stdout, stderr}. */
@@ -185,7 +184,7 @@ test('libvms verify: a nondeterministic script fails with the first divergent en
   assert.match(r.stderr, /entry 1 in the log: +\{"type":"call"/)
 })
 
-test('exec, call, repl, SIGINT, restart on the same dir, log and verify', { skip: NO_RPC }, async (t) => {
+test('exec, call, repl, SIGINT, restart on the same dir, log and verify', async (t) => {
   const dir = path.join(tmpdir(t), 'pc.libvms')
   const script = path.join(EXAMPLES, 'persisted-counter.js')
   const first = await serve(t, ['exec', script, '--port', '0', '--host', '127.0.0.1', '--dir', dir])
@@ -224,7 +223,7 @@ test('exec, call, repl, SIGINT, restart on the same dir, log and verify', { skip
   assert.equal(verified.code, 0, verified.stdout + verified.stderr)
 })
 
-test('factory: provision over RPC with libvms call, then call the VM at /<id>', { skip: NO_RPC }, async (t) => {
+test('factory: provision over RPC with libvms call, then call the VM at /<id>', async (t) => {
   const dir = path.join(tmpdir(t), 'host.libvms')
   const host = await serve(t, ['factory', path.join(EXAMPLES, 'factory.js'), '--port', '0', '--dir', dir, '--max-vms', '1'])
   const code = fs.readFileSync(path.join(EXAMPLES, 'counter.js'), 'utf8')

@@ -10,7 +10,6 @@ const { tmpdir } = require('./helpers')
 
 const EXAMPLES = path.join(__dirname, '..', 'examples')
 const read = (name) => fs.readFileSync(path.join(EXAMPLES, name), 'utf8')
-const NO_RPC = !RPCServer && 'RPCServer is not in this build yet (rpc-binding)'
 
 async function deploy (t, name, dir = tmpdir(t)) {
   const vm = new VM(read(name))
@@ -108,7 +107,7 @@ test('factory.js provisions VMs for their owners; only the owner shuts one down'
   await assert.rejects(alice('shutdownVM', info.id), /VM record not found/)
 })
 
-test('the examples over RPC: counter, hello-world with ?user=', { skip: NO_RPC }, async (t) => {
+test('the examples over RPC: counter, hello-world with ?user=', async (t) => {
   const counter = await deploy(t, 'counter.js')
   const hello = await deploy(t, 'hello-world.js')
   const server = new RPCServer()
@@ -116,7 +115,7 @@ test('the examples over RPC: counter, hello-world with ?user=', { skip: NO_RPC }
   server.mount('/counter', counter)
   server.mount('/hello', hello)
   await server.listen({ port: 0, host: '127.0.0.1' })
-  const port = require('../lib/cli/rpc').boundPort(server)
+  const port = server.port
 
   const c = new RPCClient()
   t.after(() => c.close())

@@ -10,7 +10,6 @@ const { tmpdir } = require('./helpers')
 
 const FACTORY = fs.readFileSync(path.join(__dirname, '..', 'examples', 'factory.js'), 'utf8')
 const COUNTER = fs.readFileSync(path.join(__dirname, '..', 'examples', 'persisted-counter.js'), 'utf8')
-const NO_RPC = !RPCServer && 'RPCServer is not in this build yet (rpc-binding)'
 
 // Records what the factory mounts, with RPCServer's mount/unmount signature (the real server is tested below).
 function recordingServer () {
@@ -171,7 +170,7 @@ test('a provision interrupted by a crash is removed on the next deploy', async (
   assert.deepEqual(Object.keys(again.VMs), [])
 })
 
-test('provisioned VMs are served at /<id> over RPC, and shutdownVM closes their connections', { skip: NO_RPC }, async (t) => {
+test('provisioned VMs are served at /<id> over RPC, and shutdownVM closes their connections', async (t) => {
   const dir = tmpdir(t)
   const factory = await deployFactory(t, dir)
   const server = new RPCServer()
@@ -179,7 +178,7 @@ test('provisioned VMs are served at /<id> over RPC, and shutdownVM closes their 
   server.mount('/', factory)
   factory.setRPCServer(server)
   await server.listen({ port: 0, host: '127.0.0.1' })
-  const port = require('../lib/cli/rpc').boundPort(server)
+  const port = server.port
   const base = `ws://127.0.0.1:${port}`
 
   const admin = new RPCClient()

@@ -1,6 +1,6 @@
 'use strict'
 // Connect an RPCClient the way `call` and `repl` both need.
-const { RPCClient } = require('./rpc')
+const RPCClient = require('../rpc-client')
 const { wsUrl, intOption } = require('./args')
 
 const CLIENT_OPTIONS = {
@@ -9,8 +9,7 @@ const CLIENT_OPTIONS = {
 }
 
 async function connect (input, values) {
-  const Client = RPCClient()
-  const client = new Client({ timeout: intOption(values, 'timeout', 5000) })
+  const client = new RPCClient({ timeout: intOption(values, 'timeout', 5000) })
   const url = wsUrl(input)
   const opts = {}
   if (values.user !== undefined) opts.user = values.user

@@ -7,7 +7,7 @@ const VM = require('../vm')
 const VMFactory = require('../vm-factory')
 const createDebug = require('../debug')
 const { intOption } = require('./args')
-const { RPCServer, boundPort } = require('./rpc')
+const RPCServer = require('../rpc-server')
 const { UsageError } = require('../errors')
 
 const debug = createDebug('libvms:serve')
@@ -46,27 +46,25 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   const dir = values.dir ? path.resolve(values.dir) : defaultDir(scriptPath)
   const title = values.title || path.basename(scriptPath)
   const maxVMs = factory ? intOption(values, 'max-vms', 100) : undefined
-  const Server = RPCServer()
 
   // Signals are caught from the start, so a Ctrl+C during startup still shuts down cleanly.
   const stop = stopSignal(io)
 
   const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
   let server = null
-  let listened
   try {
     await vm.deploy({ dir, title })
-    server = new Server()
+    server = new RPCServer()
     server.mount('/', vm)
     if (factory) vm.setRPCServer(server)
-    listened = await server.listen({ port, host })
+    await server.listen({ port, host })
   } catch (e) {
     if (server) await server.close().catch(() => {})
     await vm.close().catch(() => {})
     stop.dispose()
     throw e
   }
-  const bound = Number.isInteger(listened) && listened > 0 ? listened : boundPort(server, port)
+  const bound = server.port
   const shownHost = host.includes(':') ? `[${host}]` : host
   io.out.write([
     `libvms ${pkg.version}`,
