@@ -1,4 +1,4 @@
-// Type definitions for libvms (the parts implemented so far: CallLog, DatArchive, RPCServer, RPCClient and the error classes).
+// Type definitions for libvms: VM, VMFactory, CallLog, DatArchive, Verifier, RPCServer, RPCClient and the error classes.
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
 
@@ -64,6 +64,10 @@ export class CallLog extends EventEmitter {
   append (entry: unknown): Promise<number>
   appendInit (init: { code: string, filesArchiveUrl: string }): Promise<number>
   appendCall (call: AppendCallOptions): Promise<number>
+  /** Like `append`, but an entry JSON cannot hold throws synchronously and nothing is queued; entries queue in call
+   * order, so callers may go on before the returned promise (durability) settles. */
+  enqueue (entry: unknown): Promise<number>
+  enqueueCall (call: AppendCallOptions): Promise<number>
   /** A verified read. */
   get (seq: number, opts?: GetOptions): Promise<any>
   list (opts?: RangeOptions): Promise<any[]>
@@ -139,24 +143,84 @@ export class DatArchive {
   close (): Promise<void>
 }
 
-// --- VM (minimal, until issue 4's full declaration lands) and VMFactory (issue 6) ---
+// --- VM, Verifier and VMFactory ---
 
-export interface DeployOptions { dir: string, title?: string, url?: string }
+export interface DeployOptions {
+  dir: string
+  /** Written to the archive's `/dat.json` and to `<dir>/meta.json` on a new dir. */
+  title?: string
+  /** When given for an existing dir, it must be the files archive URL stored there. */
+  url?: string
+}
 
+export interface ExecuteCallOptions {
+  methodName: string
+  /** JSON-representable arguments; the method receives them as the log stores them. */
+  args?: unknown[]
+  userId?: string
+}
+
+export interface ReplayOptions {
+  /** Where the replica lives (a temp dir, removed at close, when absent). */
+  dir?: string
+  title?: string
+  /** Called after each replayed entry with (entries done, total entries). */
+  onProgress?: (done: number, total: number) => void
+}
+
+/**
+ * A script run as an auditable service. Calls run strictly one at a time in arrival order; each is appended to the
+ * call log (`{type:'call', call, result}`) and the caller hears its outcome once the entry is durable.
+ */
 export class VM extends EventEmitter {
   constructor (code: string)
+  /** A fresh UUID v4. */
   readonly id: string
   code: string
   dir: string | null
+  /** The script's `module.exports` (null before deploy). */
   exports: Record<string, any> | null
   filesArchive: DatArchive | null
   callLog: CallLog | null
+  /** New dir: creates archive, log and meta.json. Existing dir: reopens them and logs `{type:'restart'}`.
+   * Then evaluates the script and awaits its `init` (logged); rejects with init's error if it throws. */
   deploy (opts: DeployOptions): Promise<this>
-  executeCall (call: { methodName: string, args?: unknown[], userId?: string }): Promise<any>
-  addAPI (name: string, methods: Record<string, (...args: any[]) => any>): void
+  /** Resolves with the method's result, or rejects with what it threw (a TypeError for a missing method,
+   * an EncodingError for a result JSON cannot hold). Either way the call is logged. */
+  executeCall (call: ExecuteCallOptions): Promise<any>
+  /** Adds `System[name]` for scripts evaluated afterwards. */
+  addAPI (name: string, methods: Record<string, any>): void
+  /** Closes the archive and the log after the running calls; idempotent. */
   close (): Promise<void>
-  static fromCallLog (callLog: CallLog, urls: { filesArchiveUrl: string },
-    opts?: { dir?: string, title?: string, onProgress?: (done: number, total: number) => void }): Promise<VM>
+  /** Replays a log in a fresh VM: entry 0 must be the init entry naming `filesArchiveUrl`; every later entry is
+   * executed again, in order, and nothing else. Streams the log. */
+  static fromCallLog (callLog: CallLog, urls: { filesArchiveUrl: string }, opts?: ReplayOptions): Promise<VM>
+  on (event: 'ready' | 'close', listener: () => void): this
+}
+
+/** A mismatch found by the Verifier. */
+export interface LogMismatch {
+  /** The first divergent entry. */
+  index: number
+  /** The entries there (undefined where one log has ended). */
+  a: any
+  b: any
+}
+
+export interface ArchiveMismatch {
+  /** Paths only in the second archive, only in the first, and in both with different content. */
+  added: string[]
+  removed: string[]
+  changed: string[]
+}
+
+export class Verifier {
+  /** Resolves if both logs hold the same entries (entry 0: same type and code; later entries: equal as
+   * canonical JSON); otherwise rejects with a VerificationError carrying `LogMismatch` fields. */
+  static compareLogs (a: CallLog, b: CallLog): Promise<void>
+  /** Resolves if both archives hold the same files with the same content (`/dat.json` ignored); otherwise rejects
+   * with a VerificationError carrying `ArchiveMismatch` fields. */
+  static compareArchives (a: DatArchive, b: DatArchive): Promise<void>
 }
 
 /** What `provisionVM` returns (and what a factory script gets from `System.vms.provisionVM`). */
