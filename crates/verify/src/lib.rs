@@ -18,7 +18,7 @@ const RUN: u64 = 4096;
 const EXCERPT: usize = 2048;
 
 /// Something entries can be streamed from: a call log.
-pub trait EntrySource {
+pub trait EntrySource: Sync {
     fn len(&self) -> u64;
     fn read(&self, start: u64, end: u64) -> Result<BlockRun>;
 }
@@ -39,7 +39,13 @@ pub fn compare_logs(a: &impl EntrySource, b: &impl EntrySource) -> Result<()> {
     let mut at = 0;
     while at < common {
         let end = (at + RUN).min(common);
-        let (ra, rb) = (a.read(at, end)?, b.read(at, end)?);
+        // Each run is verified (hashed) as it is read: read both logs at once, on two threads.
+        let (ra, rb) = std::thread::scope(|s| {
+            let other = s.spawn(|| b.read(at, end));
+            let ra = a.read(at, end);
+            (ra, other.join().unwrap_or_else(|_| Err(err::internal("reader thread panicked"))))
+        });
+        let (ra, rb) = (ra?, rb?);
         for k in 0..ra.len() {
             let index = at + k as u64;
             let (ea, eb) = (ra.block(k), rb.block(k));
