@@ -8,7 +8,7 @@ use std::time::Duration;
 use libvms_errors::err;
 use libvms_rpc::{Backend, BoxFuture, Call, CallReply, ClientState, Outcome, RpcClient, RpcServer, ServerConfig};
 use napi::bindgen_prelude::{FnArgs, Promise, PromiseRaw};
-use napi::threadsafe_function::ThreadsafeFunction;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 use serde_json::{Map, Value};
@@ -71,18 +71,33 @@ impl Backend for JsBackend {
         self.info.clone()
     }
 
+    /// Queues the call on the JS thread before returning (the tsfn queue is FIFO and the JS function hands it to
+    /// the VM's own serial queue at once), so calls reach the VM in arrival order even though the server does not
+    /// wait for one to finish before dispatching the next.
     fn call(&self, call: Call) -> BoxFuture<Outcome> {
-        let f = self.call.clone();
+        let params = serde_json::to_string(&call.params).unwrap_or_else(|_| "[]".into());
+        let args = FnArgs::from((call.method, params, call.user_id));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let status = self.call.call_with_return_value(args, ThreadsafeFunctionCallMode::NonBlocking, move |ret, _| {
+            let _ = tx.send(ret);
+            Ok(())
+        });
         Box::pin(async move {
-            let params = serde_json::to_string(&call.params).unwrap_or_else(|_| "[]".into());
-            let args = FnArgs::from((call.method.clone(), params, call.user_id.clone()));
-            let done = match f.call_async_catch(args).await {
-                Ok(promise) => promise.await,
-                Err(e) => Err(e),
+            if status != Status::Ok {
+                return internal(format!("Internal error: the VM is gone ({status})"));
+            }
+            let done = match rx.await {
+                Ok(Ok(promise)) => promise.await,
+                Ok(Err(e)) => Err(e),
+                Err(_) => return internal("Internal error: the VM is gone".into()),
             };
             // The JS side never rejects; this is only reached if it is gone (Node exiting) or buggy.
             done.map(to_outcome).unwrap_or_else(|e| internal(format!("Internal error: {}", e.reason)))
         })
+    }
+
+    fn pipelined(&self) -> bool {
+        true
     }
 }
 

@@ -44,6 +44,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Extra fields of the handshake result (callLogUrl, filesArchiveUrl, ...), in wire order. Read once, when
     /// mounted.
     fn info(&self) -> Map<String, Value>;
-    /// Execute one call. The server runs at most one at a time per mount, in arrival order.
+    /// Execute one call. The server runs at most one at a time per mount, in arrival order (unless `pipelined`).
     fn call(&self, call: Call) -> BoxFuture<Outcome>;
+    /// True when `call` hands the call over to the backend before it returns, and the backend itself executes
+    /// calls one at a time in the order it received them (a JS VM's queue). The server then dispatches the next
+    /// call without waiting for this one's outcome, so the outcomes' slow tail (making the log entry durable)
+    /// overlaps and calls share a group commit.
+    fn pipelined(&self) -> bool {
+        false
+    }
 }

@@ -16,6 +16,7 @@ pub(crate) struct Job {
 }
 
 /// The sending side, held by the mount. Bounded by a count of waiting calls (the running one excluded).
+/// `waiting` itself counts every unfinished call.
 pub(crate) struct Queue {
     tx: mpsc::UnboundedSender<Job>,
     waiting: Arc<AtomicUsize>,
@@ -39,7 +40,8 @@ impl Queue {
     /// Enqueue, or give the job back when the queue is full (or its worker gone).
     #[allow(clippy::result_large_err)] // the job is handed back by value, once
     pub fn push(&self, job: Job) -> Result<(), Job> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max {
+        // `waiting` counts unfinished calls, the running one included: allow `max` behind it.
+        if self.waiting.fetch_add(1, Ordering::AcqRel) > self.max {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(job);
         }
@@ -51,19 +53,35 @@ impl Queue {
 
     /// Calls waiting (not counting the one running).
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
+        self.waiting.load(Ordering::Acquire).saturating_sub(1)
     }
 }
 
-/// Run the queue's calls one by one until every sender is gone and the queue is empty.
+/// Run the queue's calls one by one until every sender is gone and the queue is empty. A pipelined backend gets
+/// the next call as soon as it has taken this one; its calls count against the bound until they finish.
 pub(crate) async fn run(mut w: Worker) {
     while let Some(job) = w.rx.recv().await {
-        w.waiting.fetch_sub(1, Ordering::AcqRel);
-        // A panicking backend must not stop the queue: the call is answered as an internal error.
         let (backend, call) = (&w.backend, job.call);
-        let outcome = AssertUnwindSafe(async move { backend.call(call).await }).catch_unwind().await.unwrap_or_else(|_| {
-            Outcome::Thrown { name: "Error".into(), message: "Internal error".into() }
-        });
+        if backend.pipelined() {
+            let started = std::panic::catch_unwind(AssertUnwindSafe(|| backend.call(call)));
+            let waiting = w.waiting.clone();
+            tokio::spawn(async move {
+                let outcome = match started {
+                    Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|_| internal_error()),
+                    Err(_) => internal_error(),
+                };
+                waiting.fetch_sub(1, Ordering::AcqRel);
+                job.reply.outcome(outcome);
+            });
+            continue;
+        }
+        // A panicking backend must not stop the queue: the call is answered as an internal error.
+        let outcome = AssertUnwindSafe(async move { backend.call(call).await }).catch_unwind().await.unwrap_or_else(|_| internal_error());
+        w.waiting.fetch_sub(1, Ordering::AcqRel);
         job.reply.outcome(outcome);
     }
+}
+
+fn internal_error() -> Outcome {
+    Outcome::Thrown { name: "Error".into(), message: "Internal error".into() }
 }
