@@ -219,3 +219,17 @@ test('every native error code has a named JavaScript class', () => {
   }
   assert.deepEqual([...codes].sort(), [...errors.CODES].sort())
 })
+
+test('sequential gets read ahead and stay exact: non-ASCII entries, runs crossing appends, encodings', async (t) => {
+  const log = await createLog(t)
+  const value = (i) => ({ i, text: i % 7 === 0 ? `héllo ✓ ${i}` : `plain ${i}` })
+  for (let i = 1; i < 150; i++) await log.append(value(i))
+  for (let i = 1; i < 150; i++) assert.deepEqual(await log.get(i), value(i))
+  // The log grows past the last read-ahead run: later gets see the new entries.
+  await log.append(value(150))
+  assert.deepEqual(await log.get(150), value(150))
+  for (let i = 100; i <= 150; i++) {
+    assert.equal(await log.get(i, { valueEncoding: 'utf-8' }), JSON.stringify(value(i)))
+    assert.deepEqual(JSON.parse((await log.get(i, { valueEncoding: 'binary' })).toString()), value(i))
+  }
+})

@@ -9,6 +9,7 @@ const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutErro
 const { encodeJSON } = require('./json')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
+const READ_AHEAD = 64 // entries fetched at once when `get` is called sequentially
 // Appends made in one tick go to native together (one promise across the boundary instead of one per entry);
 // a burst larger than this is sent at once, so memory stays bounded during a replay.
 const MAX_BATCH_ENTRIES = 1024
@@ -23,6 +24,8 @@ class CallLog extends EventEmitter {
     this._closing = null
     this._waiters = new Set()
     this._batch = null
+    this._run = null // the last read-ahead run of blocks (see _readAhead)
+    this._lastGet = -2
   }
 
   /** Create a new log in `dir` whose entry 0 is `{type:'init', code, filesArchiveUrl}`. */
@@ -127,7 +130,36 @@ class CallLog extends EventEmitter {
       if (!wait) throw new OutOfBoundsError(`entry ${seq} is past the end of the log (length ${this.length})`)
       await this._waitFor(seq, timeout)
     }
+    const run = this._readAhead(seq)
+    if (run) {
+      const from = seq === run.start ? 0 : run.ends[seq - run.start - 1]
+      const to = run.ends[seq - run.start]
+      // An all-ASCII run (the usual case) is decoded to text once; byte offsets are then string offsets.
+      if (run.text === undefined) {
+        const text = run.data.toString('latin1')
+        run.text = /^[\x00-\x7f]*$/.test(text) ? text : null
+      }
+      if (run.text !== null && valueEncoding === 'json') return decodeText(run.text.slice(from, to), seq)
+      return decode(run.data, seq, from, to)
+    }
     return decode(wrapNative(() => this._live().get(seq)), seq)
+  }
+
+  /**
+   * Sequential `get`s (each the one after the last) read ahead: one verified run of blocks per READ_AHEAD entries
+   * instead of a native call each. Blocks never change once written, so the run stays valid. Returns the run
+   * holding `seq`, or null for a single read.
+   */
+  _readAhead (seq) {
+    const run = this._run
+    if (run && seq >= run.start && seq < run.start + run.ends.length) return run
+    const sequential = seq === this._lastGet + 1
+    this._lastGet = seq
+    if (!sequential) return null
+    const end = Math.min(this._live().length, seq + READ_AHEAD)
+    this._run = wrapNative(() => this._live().getRange(seq, end))
+    this._run.start = seq
+    return this._run
   }
 
   /** All entries in [start, end) as an array. Prefer `entries()` for long logs. */
@@ -227,16 +259,18 @@ function errorName (err) {
   return (err && (err.name || err.message)) || String(err)
 }
 
+function decodeText (text, seq) {
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new EncodingError(`entry ${seq} is not JSON: ${e.message}`, { index: seq })
+  }
+}
+
 function decoder (valueEncoding) {
   switch (valueEncoding) {
     // (buf, seq, from, to): the entry is buf[from, to), all of buf when from/to are absent.
-    case 'json': return (buf, seq, from, to) => {
-      try {
-        return JSON.parse(buf.toString('utf8', from, to))
-      } catch (e) {
-        throw new EncodingError(`entry ${seq} is not JSON: ${e.message}`, { index: seq })
-      }
-    }
+    case 'json': return (buf, seq, from, to) => decodeText(buf.toString('utf8', from, to), seq)
     case 'utf8': case 'utf-8': return (buf, seq, from, to) => buf.toString('utf8', from, to)
     case 'binary': case 'buffer': return (buf, seq, from, to) => from === undefined ? buf : buf.subarray(from, to)
     default: throw new BadArgumentError(`unknown valueEncoding ${JSON.stringify(valueEncoding)} (json, utf-8, binary)`)
