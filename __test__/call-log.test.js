@@ -221,7 +221,7 @@ test('every native error code has a named JavaScript class', () => {
 })
 
 test('sequential gets read ahead and stay exact: non-ASCII entries, runs crossing appends, encodings', async (t) => {
-  const log = await createLog(t)
+  const { log } = await createLog(t)
   const value = (i) => ({ i, text: i % 7 === 0 ? `héllo ✓ ${i}` : `plain ${i}` })
   for (let i = 1; i < 150; i++) await log.append(value(i))
   for (let i = 1; i < 150; i++) assert.deepEqual(await log.get(i), value(i))
