@@ -104,14 +104,14 @@ class DatArchive {
   }
 
   async stat (filepath) {
-    const drive = await this._open()
+    const drive = this._ready() || await this._open()
     const p = checkPath(filepath)
     return new Stat(wrapNative(() => drive.statNow(p)) ?? await wrapNative(() => drive.stat(p)))
   }
 
   async readFile (filepath, opts) {
     const encoding = encodingOf(opts, 'utf8')
-    const drive = await this._open()
+    const drive = this._ready() || await this._open()
     const p = checkPath(filepath)
     const buf = wrapNative(() => drive.readSmallFile(p, SYNC_READ_MAX)) ?? await wrapNative(() => drive.readFile(p))
     return decode(buf, encoding)
@@ -188,6 +188,11 @@ class DatArchive {
       })
     }
     return this._closing
+  }
+
+  /** The open drive, or null while opening or closing (then await `_open()`): saves small reads an await. */
+  _ready () {
+    return this._closing ? null : this._drive
   }
 
   async _open () {
