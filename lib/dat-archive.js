@@ -9,6 +9,10 @@ const {
   wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError
 } = require('./errors')
 
+// Files up to this size are read synchronously (a verified read from the page cache costs less than the hop
+// to a worker thread); bigger ones go to a worker so the event loop never waits on a long read.
+const SYNC_READ_MAX = 256 * 1024
+
 const KEY_RE = /^(?:dat:\/\/)?([0-9a-f]{64})(?:\+(\d+))?\/?$/i
 
 class Stat {
@@ -100,14 +104,16 @@ class DatArchive {
   }
 
   async stat (filepath) {
-    const drive = await this._open()
-    return new Stat(await wrapNative(() => drive.stat(checkPath(filepath))))
+    const drive = this._ready() || await this._open()
+    const p = checkPath(filepath)
+    return new Stat(wrapNative(() => drive.statNow(p)) ?? await wrapNative(() => drive.stat(p)))
   }
 
   async readFile (filepath, opts) {
     const encoding = encodingOf(opts, 'utf8')
-    const drive = await this._open()
-    const buf = await wrapNative(() => drive.readFile(checkPath(filepath)))
+    const drive = this._ready() || await this._open()
+    const p = checkPath(filepath)
+    const buf = wrapNative(() => drive.readSmallFile(p, SYNC_READ_MAX)) ?? await wrapNative(() => drive.readFile(p))
     return decode(buf, encoding)
   }
 
@@ -182,6 +188,11 @@ class DatArchive {
       })
     }
     return this._closing
+  }
+
+  /** The open drive, or null while opening or closing (then await `_open()`): saves small reads an await. */
+  _ready () {
+    return this._closing ? null : this._drive
   }
 
   async _open () {

@@ -1,7 +1,7 @@
 //! `NativeDrive`: the files archive behind `lib/dat-archive.js`. Work runs on the blocking pool (each write syncs);
 //! versions are libvms's (writes so far: 1 after the `/dat.json` of create), one less than Hyperdrive's.
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use libvms_archive::bee::ChangeType;
 use libvms_archive::disk::{self, DiskDrive};
@@ -61,6 +61,31 @@ fn with<R>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Resul
     match drive.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         Some(d) => f(d),
         None => Err(err::closed("archive is closed")),
+    }
+}
+
+/// Run `f` now on the calling (JS) thread, or return None when a worker holds the drive (a write in progress):
+/// the caller then takes the async path instead of blocking the event loop on that write's syncs.
+fn try_with<R>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Result<Option<R>> {
+    let mut g = match drive.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return Ok(None),
+    };
+    match g.as_mut() {
+        Some(d) => f(d).map(Some),
+        None => Err(err::closed("archive is closed")),
+    }
+}
+
+fn drive_stat(s: libvms_archive::drive::Stat) -> DriveStat {
+    DriveStat {
+        is_dir: s.is_dir,
+        size: s.size as f64,
+        mtime: s.mtime as f64,
+        ctime: s.ctime as f64,
+        blocks: s.blocks as f64,
+        downloaded: s.downloaded as f64,
     }
 }
 
@@ -130,20 +155,25 @@ impl NativeDrive {
         run(&self.drive, move |d| d.read_file(&path).map(Buffer::from)).await
     }
 
+    /// Synchronous verified read of a file of at most `max_bytes` (page-cache reads take microseconds, less than
+    /// the hop to the blocking pool). Null when the file is bigger or the drive is busy: use `readFile` then.
+    #[napi(catch_unwind)]
+    pub fn read_small_file(&self, path: String, max_bytes: f64) -> napi::Result<Option<Buffer>> {
+        guard(|| {
+            let max = js_index(max_bytes, "maxBytes")?;
+            Ok(try_with(&self.drive, |d| d.read_file_if_small(&path, max))?.flatten().map(Buffer::from))
+        })
+    }
+
     #[napi]
     pub async fn stat(&self, path: String) -> napi::Result<DriveStat> {
-        run(&self.drive, move |d| {
-            let s = d.stat(&path)?;
-            Ok(DriveStat {
-                is_dir: s.is_dir,
-                size: s.size as f64,
-                mtime: s.mtime as f64,
-                ctime: s.ctime as f64,
-                blocks: s.blocks as f64,
-                downloaded: s.downloaded as f64,
-            })
-        })
-        .await
+        run(&self.drive, move |d| d.stat(&path).map(drive_stat)).await
+    }
+
+    /// Synchronous `stat` (one tree lookup); null when the drive is busy: use `stat` then.
+    #[napi(catch_unwind)]
+    pub fn stat_now(&self, path: String) -> napi::Result<Option<DriveStat>> {
+        guard(|| Ok(try_with(&self.drive, |d| d.stat(&path))?.map(drive_stat)))
     }
 
     #[napi]

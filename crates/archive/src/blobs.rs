@@ -18,7 +18,19 @@ pub struct BlobId {
 
 /// Writes `data` as one blob.
 pub fn put_blob<C: BlockStore>(store: &mut C, data: &[u8]) -> Result<BlobId> {
-    put_blob_chunks(store, std::iter::once(Ok(data.to_vec())))
+    // Same blocks and batches as `put_blob_chunks`, sliced from `data` instead of copied.
+    let start_blocks = store.len();
+    let start_bytes = store.byte_len();
+    let blocks: Vec<&[u8]> = data.chunks(BLOCK_SIZE).collect();
+    for batch in blocks.chunks(BLOCKS_PER_APPEND) {
+        store.append_batch(batch)?;
+    }
+    Ok(BlobId {
+        block_offset: start_blocks,
+        byte_offset: start_bytes,
+        block_length: store.len() - start_blocks,
+        byte_length: store.byte_len() - start_bytes,
+    })
 }
 
 /// Writes a blob from chunks of any size (re-cut into 64 KiB blocks). An error from the iterator stops the
@@ -221,6 +233,19 @@ mod tests {
             n += c.len();
         }
         assert_eq!(n, total);
+    }
+
+    #[test]
+    fn sliced_and_chunked_writes_make_the_same_blocks() {
+        let data: Vec<u8> = (0..(33 * BLOCK_SIZE + 5)).map(|i| (i % 253) as u8).collect();
+        for len in [0, 1, BLOCK_SIZE, 16 * BLOCK_SIZE, 16 * BLOCK_SIZE + 1, data.len()] {
+            let (mut a, mut b) = (MemoryStore::new(), MemoryStore::new());
+            let ia = put_blob(&mut a, &data[..len]).unwrap();
+            let ib = put_blob_chunks(&mut b, data[..len].chunks(7_000).map(|c| Ok(c.to_vec()))).unwrap();
+            assert_eq!(ia, ib);
+            assert_eq!(a.blocks(), b.blocks());
+            assert_eq!(read_blob(&mut a, &ia).unwrap(), &data[..len]);
+        }
     }
 
     #[test]

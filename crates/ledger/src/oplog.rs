@@ -411,7 +411,7 @@ impl Oplog {
         self.file.sync()?;
         // Entries are tagged with the old slot index, so a crash before this truncate leaves them
         // ignored on the next open.
-        self.file.set_len(ENTRY_OFFSET)?;
+        self.file.set_len_in_background(ENTRY_OFFSET)?;
         self.bits[i] = bit;
         self.entries_bytes = 0;
         self.entries_count = 0;

@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use libvms_errors::{err, Error, Result};
 
@@ -31,11 +33,19 @@ enum Backend {
 pub struct StoreFile {
     name: &'static str,
     backend: Backend,
+    /// A truncate running on its own thread (`set_len_in_background`); every other use of the file waits for it.
+    pending: Mutex<Option<JoinHandle<std::io::Result<()>>>>,
+}
+
+impl Drop for StoreFile {
+    fn drop(&mut self) {
+        let _ = self.settle(); // the truncate ends before the descriptor (and its lock) goes
+    }
 }
 
 impl StoreFile {
     pub fn memory(name: &'static str) -> Self {
-        StoreFile { name, backend: Backend::Memory(Vec::new()) }
+        StoreFile { name, backend: Backend::Memory(Vec::new()), pending: Mutex::new(None) }
     }
 
     /// Open an existing file read-write, or remember the path to create it on first write.
@@ -46,7 +56,7 @@ impl StoreFile {
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(io_err(name, e)),
         };
-        Ok(StoreFile { name, backend: Backend::Disk { path, file } })
+        Ok(StoreFile { name, backend: Backend::Disk { path, file }, pending: Mutex::new(None) })
     }
 
     pub fn name(&self) -> &'static str {
@@ -79,7 +89,35 @@ impl StoreFile {
         }
     }
 
+    /// Wait for a background truncate, reporting its failure.
+    fn settle(&self) -> Result<()> {
+        let handle = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match handle.map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(io_err(self.name, e)),
+            Some(Err(_)) => Err(err::io(format!("{}: background truncate panicked", self.name))),
+        }
+    }
+
+    /// `set_len` on another thread: on ext4 a shrinking truncate takes about a millisecond, and the oplog's
+    /// (after a header flush) needs no durability, only to be done before the file is next used. Callers
+    /// must not depend on its result until the next operation on this file, which reports a failure.
+    pub fn set_len_in_background(&mut self, len: u64) -> Result<()> {
+        self.settle()?;
+        let dup = match &self.backend {
+            Backend::Disk { file: Some(f), .. } => f.try_clone().map_err(|e| io_err(self.name, e))?,
+            _ => return self.set_len(len),
+        };
+        let handle = std::thread::Builder::new()
+            .name("oplog-truncate".into())
+            .spawn(move || dup.set_len(len))
+            .map_err(|e| io_err(self.name, e))?;
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(())
+    }
+
     pub fn len(&self) -> Result<u64> {
+        self.settle()?;
         match &self.backend {
             Backend::Disk { file: Some(f), .. } => Ok(f.metadata().map_err(|e| io_err(self.name, e))?.len()),
             Backend::Disk { file: None, .. } => Ok(0),
@@ -90,6 +128,7 @@ impl StoreFile {
     /// Read up to `buf.len()` bytes at `offset`; bytes past the end read as zero (sparse files).
     /// Returns how many bytes were actually stored.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.settle()?;
         match &self.backend {
             Backend::Disk { file: Some(f), .. } => {
                 let mut done = 0;
@@ -119,6 +158,7 @@ impl StoreFile {
     }
 
     pub fn read_all(&self) -> Result<Vec<u8>> {
+        self.settle()?;
         let len = self.len()?;
         let len = usize::try_from(len).map_err(|_| err::corrupt(format!("{} is too large", self.name)))?;
         let mut buf = vec![0u8; len];
@@ -128,6 +168,7 @@ impl StoreFile {
     }
 
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.settle()?;
         let name = self.name;
         if let Backend::Memory(v) = &mut self.backend {
             let end = offset
@@ -145,6 +186,7 @@ impl StoreFile {
     }
 
     pub fn set_len(&mut self, len: u64) -> Result<()> {
+        self.settle()?;
         let name = self.name;
         if let Backend::Memory(v) = &mut self.backend {
             let len = usize::try_from(len).map_err(|_| err::io("memory file too large"))?;
@@ -159,6 +201,7 @@ impl StoreFile {
 
     /// `fdatasync`: the data (and the size) are durable when this returns.
     pub fn sync(&self) -> Result<()> {
+        self.settle()?;
         match &self.backend {
             Backend::Disk { file: Some(f), .. } => f.sync_data().map_err(|e| io_err(self.name, e)),
             _ => Ok(()),
@@ -167,6 +210,7 @@ impl StoreFile {
 
     /// Make sure the file exists on disk (an empty core still has its four files, as in JS).
     pub fn create(&mut self) -> Result<()> {
+        self.settle()?;
         if matches!(self.backend, Backend::Disk { .. }) {
             self.file_mut()?;
         }
@@ -175,6 +219,7 @@ impl StoreFile {
 
     /// Exclusive, non-blocking advisory lock (released when the file is closed).
     pub fn lock_exclusive(&mut self) -> Result<()> {
+        self.settle()?;
         if let Backend::Memory(_) = self.backend {
             return Ok(());
         }
@@ -228,5 +273,25 @@ mod tests {
         assert_eq!(g.lock_exclusive().unwrap_err().code, libvms_errors::ErrorCode::StorageLocked);
         drop(f);
         g.lock_exclusive().unwrap();
+    }
+
+    #[test]
+    fn background_truncate_is_done_before_the_next_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StoreFile::disk(dir.path(), "oplog").unwrap();
+        f.write_at(0, &[9u8; 10_000]).unwrap();
+        f.set_len_in_background(100).unwrap();
+        assert_eq!(f.len().unwrap(), 100);
+        f.set_len_in_background(50).unwrap();
+        // a write right after lands past the truncated end, not cut by it
+        f.write_at(50, b"tail").unwrap();
+        assert_eq!(f.read_all().unwrap().len(), 54);
+        f.set_len_in_background(10).unwrap();
+        drop(f);
+        assert_eq!(std::fs::metadata(dir.path().join("oplog")).unwrap().len(), 10);
+        let mut m = StoreFile::memory("oplog");
+        m.write_at(0, b"abcdef").unwrap();
+        m.set_len_in_background(2).unwrap();
+        assert_eq!(m.read_all().unwrap(), b"ab");
     }
 }

@@ -17,7 +17,9 @@ use libvms_errors::{err, Result};
 use prost::Message;
 use std::sync::Arc;
 
-const CACHE_BLOCKS: usize = 1024;
+// Decoded blocks kept per view (two generations, so up to twice this): enough that listing a folder of
+// ~10k recent entries decodes nothing again.
+const CACHE_BLOCKS: usize = 8192;
 
 /// A live key: `seq` is the block that wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -335,7 +335,8 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
 
     /// Writes a file (creating or replacing it). Returns the new version.
     pub fn write_file(&mut self, p: &str, data: &[u8]) -> Result<u64> {
-        self.write_file_chunks(p, std::iter::once(Ok(data.to_vec())))
+        // Blocks are cut straight from `data`: no copy of a big file before the log write.
+        self.write_file_with(p, |content| blobs::put_blob(content, data))
     }
 
     /// Writes a file from a stream of chunks (never more than one 64 KiB block × 16 buffered).
@@ -343,6 +344,11 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
     where
         I: IntoIterator<Item = Result<Vec<u8>>>,
     {
+        self.write_file_with(p, |content| blobs::put_blob_chunks(content, chunks))
+    }
+
+    /// Checks, then `put` appends the blob, then the entry is written.
+    fn write_file_with(&mut self, p: &str, put: impl FnOnce(&mut C) -> Result<BlobId>) -> Result<u64> {
         let path = self.writable_path(p)?;
         let ctime = match self.find(&path)? {
             Found::Dir(_) => return Err(err::entry_exists(format!("{path} is a folder"))),
@@ -351,7 +357,7 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
         };
         self.require_parent(&path)?;
         let now = (self.clock)();
-        let blob = blobs::put_blob_chunks(&mut self.content, chunks)?;
+        let blob = put(&mut self.content)?;
         let e = DriveEntry::file(blob, json!({"ctime": ctime.unwrap_or(now), "mtime": now}));
         self.put_entry(&path, &e)
     }
@@ -360,6 +366,16 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
     pub fn read_file(&mut self, p: &str) -> Result<Vec<u8>> {
         let blob = self.file_blob(p)?;
         blobs::read_blob(&mut self.content, &blob)
+    }
+
+    /// Reads a file only if it holds at most `max_bytes` (None otherwise, nothing read): lets a caller read
+    /// small files inline and hand big ones to a worker.
+    pub fn read_file_if_small(&mut self, p: &str, max_bytes: u64) -> Result<Option<Vec<u8>>> {
+        let blob = self.file_blob(p)?;
+        if blob.byte_length > max_bytes {
+            return Ok(None);
+        }
+        blobs::read_blob(&mut self.content, &blob).map(Some)
     }
 
     /// Reads a file block by block.
@@ -444,24 +460,25 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
             }
             return Ok(names.into_iter().collect());
         }
-        // Shallow: take the first name segment, then seek past that folder's subtree.
-        let mut from = gte.clone();
-        while let Some(e) = self.bee.peek(RangeOptions {
-            gte: Some(from.clone()),
+        // Shallow: one ordered walk; a key inside a sub-folder names that folder, then the walk seeks past
+        // the folder's subtree (re-seeking per entry would cost a root-to-leaf descent per name).
+        let range = |from: Vec<u8>| RangeOptions {
+            gte: Some(from),
             lt: Some(lt.clone()),
             ..Default::default()
-        })? {
+        };
+        let mut c = self.bee.cursor(range(gte.clone()));
+        while let Some(e) = c.next(&mut self.bee)? {
             let rest = &e.key[gte.len()..];
             match rest.iter().position(|&b| b == b'/') {
                 Some(i) => {
                     names.insert(String::from_utf8_lossy(&rest[..i]).into_owned());
-                    from = e.key[..gte.len() + i].to_vec();
+                    let mut from = e.key[..gte.len() + i].to_vec();
                     from.push(b'/' + 1);
+                    c = self.bee.cursor(range(from));
                 }
                 None => {
                     names.insert(String::from_utf8_lossy(rest).into_owned());
-                    from = e.key.clone();
-                    from.push(0);
                 }
             }
         }

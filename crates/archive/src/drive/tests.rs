@@ -253,3 +253,47 @@ fn fixed_clock_replays_byte_for_byte() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn readdir_of_a_big_folder_with_sub_folders_matches_the_recursive_listing() {
+    let (mut d, _, _) = drive();
+    d.mkdir("/big").unwrap();
+    for i in 0..600 {
+        d.write_file(&format!("/big/e{i}"), b"").unwrap();
+        if i % 50 == 0 {
+            d.mkdir(&format!("/big/s{i}")).unwrap();
+            d.write_file(&format!("/big/s{i}/inner"), b"1").unwrap();
+        }
+    }
+    let v = d.version();
+    let mut want: Vec<String> = d
+        .readdir("/big", true)
+        .unwrap()
+        .into_iter()
+        .filter(|n| !n.contains('/'))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 612);
+    assert_eq!(d.readdir("/big", false).unwrap(), want);
+    // a checkout sees only what it had
+    d.write_file("/big/late", b"").unwrap();
+    let mut co = d.checkout(v).unwrap();
+    assert_eq!(co.readdir("/big", false).unwrap(), want);
+    assert_eq!(d.readdir("/big", false).unwrap().len(), 613);
+}
+
+#[test]
+fn read_file_if_small_reads_only_small_files() {
+    let (mut d, _, _) = drive();
+    d.write_file("/s", b"small").unwrap();
+    d.write_file("/b", &vec![1u8; 100_000]).unwrap();
+    d.write_file("/e", b"").unwrap();
+    assert_eq!(d.read_file_if_small("/s", 5).unwrap().unwrap(), b"small");
+    assert_eq!(d.read_file_if_small("/s", 4).unwrap(), None);
+    assert_eq!(d.read_file_if_small("/b", 65_536).unwrap(), None);
+    assert_eq!(d.read_file_if_small("/e", 0).unwrap().unwrap(), b"");
+    assert_eq!(code(d.read_file_if_small("/missing", 10)), ErrorCode::NotFound);
+    // a rewrite is seen at once
+    d.write_file("/s", b"other").unwrap();
+    assert_eq!(d.read_file_if_small("/s", 10).unwrap().unwrap(), b"other");
+}
