@@ -1,0 +1,12 @@
+//! libvms-replicate: the hypercore@10 replication protocol for our ledger cores.
+//!
+//! Layers, bottom up: `framing` (uint24le) → `noise` (XX, Ed25519 DH) + `secret_stream`
+//! (XChaCha20-Poly1305 secretstream) = `stream` → `mux` (protomux) → `messages`
+//! (`hypercore/alpha`) → `session` (one connection, many cores) → `host` (serve over TCP) and
+//! `fetch` (download from peers).
+#![deny(unsafe_code)]
+
+pub mod framing;
+pub mod noise;
+pub mod secret_stream;
+pub mod stream;
