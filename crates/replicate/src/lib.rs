@@ -10,3 +10,5 @@ pub mod framing;
 pub mod noise;
 pub mod secret_stream;
 pub mod stream;
+pub mod mux;
+pub mod messages;
