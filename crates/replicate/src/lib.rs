@@ -12,3 +12,13 @@ pub mod secret_stream;
 pub mod stream;
 pub mod mux;
 pub mod messages;
+pub mod core_handle;
+pub mod session;
+
+pub use core_handle::{CoreAccess, OwnedCore, Progress, ReplCore};
+pub use session::{core_set, is_peer_fault, CoreSet, SessionOptions, Tamper};
+pub mod fetch;
+pub mod host;
+
+pub use fetch::{Fetch, FetchOptions};
+pub use host::{serve, Host};
