@@ -12,16 +12,22 @@ use crate::errors::{blocking, guard, js, js_index};
 
 #[napi]
 pub struct NativeLog {
-    core: SharedCore,
+    pub(crate) core: SharedCore,
     key: [u8; 32],
     discovery_key: [u8; 32],
+    /// Set for a log fetched from peers: the sessions that keep it following live appends.
+    pub(crate) fetch: Option<crate::replicate::Following>,
 }
 
 impl NativeLog {
     fn wrap(core: Core) -> NativeLog {
         let key = core.key();
         let discovery_key = core.discovery_key();
-        NativeLog { core: SharedCore::new(core), key, discovery_key }
+        NativeLog { core: SharedCore::new(core), key, discovery_key, fetch: None }
+    }
+
+    pub(crate) fn from_shared(core: SharedCore, key: [u8; 32], fetch: crate::replicate::Following) -> NativeLog {
+        NativeLog { core, key, discovery_key: libvms_ledger::discovery_key(&key), fetch: Some(fetch) }
     }
 }
 
@@ -101,7 +107,18 @@ impl NativeLog {
     /// Wait for queued appends, flush, release the lock. Idempotent.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
+        if let Some(f) = &self.fetch {
+            f.close().await;
+        }
         let core = self.core.clone();
         blocking(move || core.close()).await
+    }
+
+    /// For a fetched log: resolves with the number of entries held from 0 once it exceeds `after`
+    /// (live appends from peers), or with the current number when the log closes.
+    #[napi]
+    pub async fn wait_available(&self, after: f64) -> napi::Result<f64> {
+        let Some(f) = &self.fetch else { return Ok(self.core.length() as f64) };
+        Ok(f.wait_contiguous(after as u64).await as f64)
     }
 }

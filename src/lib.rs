@@ -3,3 +3,4 @@
 mod archive;
 mod call_log;
 mod errors;
+mod replicate;

@@ -22,3 +22,5 @@ pub mod host;
 
 pub use fetch::{Fetch, FetchOptions};
 pub use host::{serve, Host};
+pub mod archive;
+pub use archive::fetch_archive;
