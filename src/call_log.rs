@@ -57,12 +57,19 @@ impl NativeLog {
 
     #[napi(getter)]
     pub fn length(&self) -> f64 {
-        self.core.length() as f64
+        match &self.fetch {
+            // A fetched log: the entries held from 0 (the writer's counters only move on local appends).
+            Some(f) => f.available() as f64,
+            None => self.core.length() as f64,
+        }
     }
 
     #[napi(getter)]
     pub fn byte_length(&self) -> f64 {
-        self.core.byte_length() as f64
+        match &self.fetch {
+            Some(_) => self.core.with(|c| Ok(c.byte_length())).unwrap_or(0) as f64,
+            None => self.core.byte_length() as f64,
+        }
     }
 
     #[napi(getter)]

@@ -39,6 +39,11 @@ impl Following {
         self.fetch.close().await;
     }
 
+    /// Entries held from 0.
+    pub fn available(&self) -> u64 {
+        self.core.progress().contiguous
+    }
+
     /// Contiguous length once above `after` (or as it is when the fetch is closed).
     pub async fn wait_contiguous(&self, after: u64) -> u64 {
         let mut w = self.core.watch();
