@@ -51,6 +51,12 @@ export class CallLog extends EventEmitter {
   static create (dir: string, code: string, filesArchiveUrl: string): Promise<CallLog>
   /** Open an existing log (writable when its secret key is stored in it). */
   static open (dir: string): Promise<CallLog>
+  /**
+   * Download the log `url` from peers (`opts.peers`, env LIBVMS_PEERS, `addPeer`) into `dir` (memory when omitted),
+   * every entry verified. Resolves when complete; then follows live appends (`append` events) until closed.
+   * Rejects with ConnectionError (no peer reachable) or TimeoutError after `timeout` ms (default 10000).
+   */
+  static fetch (url: string, dir?: string | null, opts?: { peers?: string[], timeout?: number }): Promise<CallLog>
   readonly dir: string
   /** `dat://` + 64 hex characters of the public key. */
   readonly url: string
@@ -116,8 +122,11 @@ export interface HistoryRecord {
  */
 export class DatArchive {
   static create (opts: { localPath: string, title?: string, description?: string, type?: string }): Promise<DatArchive>
-  /** Reopen the archive `url` stored at `localPath` (downloading from peers comes with replication). */
-  constructor (url: string, opts: { localPath: string })
+  /**
+   * Reopen the archive `url` stored at `localPath`, or, with peers (`opts.peers`, LIBVMS_PEERS, `addPeer`), download
+   * it (resuming into `localPath`, or a temporary folder) verified block by block. Read-only when fetched.
+   */
+  constructor (url: string, opts: { localPath?: string, peers?: string[], timeout?: number })
   /** Resolves once open; rejects with the open's error (STORAGE_LOCKED, NOT_A_CORE, BAD_ARGUMENT for a wrong url). */
   ready (): Promise<this>
   readonly url: string
@@ -365,3 +374,19 @@ export namespace errors {
   export const CODES: ErrorCode[]
   export function errorFor (code: ErrorCode, message?: string, props?: object): LibvmsError
 }
+
+/** Serves call logs and archives to any hypercore@10 peer (ours or npm `hypercore`) over TCP. */
+export class ReplicationHost {
+  /** Listen on `host:port` (default 127.0.0.1 and an OS-chosen port). */
+  static listen (opts?: { host?: string, port?: number }): Promise<ReplicationHost>
+  readonly port: number
+  /** `host:port`, to hand to fetchers. */
+  readonly address: string
+  /** Serve an open CallLog, or both logs of a DatArchive. */
+  add (source: CallLog | DatArchive): Promise<ReplicationHost>
+  /** Stop listening and end every session. */
+  close (): Promise<void>
+}
+
+/** Add a `host:port` peer for every later fetch; returns a function that removes it. */
+export function addPeer (address: string): () => void

@@ -8,6 +8,8 @@ const VMFactory = require('./lib/vm-factory')
 const Verifier = require('./lib/verifier')
 const RPCServer = require('./lib/rpc-server')
 const RPCClient = require('./lib/rpc-client')
+const ReplicationHost = require('./lib/host')
+const peers = require('./lib/peers')
 
 module.exports = {
   VM,
@@ -17,5 +19,7 @@ module.exports = {
   Verifier,
   RPCServer,
   RPCClient,
+  ReplicationHost,
+  addPeer: peers.addPeer,
   errors
 }

@@ -7,6 +7,7 @@ const fs = require('node:fs')
 const native = require('./native')
 const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutError, EncodingError } = require('./errors')
 const { encodeJSON } = require('./json')
+const { resolvePeers } = require('./peers')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
 const READ_AHEAD = 64 // entries fetched at once when `get` is called sequentially
@@ -47,6 +48,40 @@ class CallLog extends EventEmitter {
   static async open (dir) {
     checkDir(dir)
     return new CallLog(wrapNative(() => native.NativeLog.open(path.resolve(dir))), dir)
+  }
+
+  /**
+   * Download the log `url` from peers (`opts.peers`, LIBVMS_PEERS, the peer registry) into `dir` (memory when
+   * omitted), every entry verified against the signed tree. Resolves once complete; the log then follows live
+   * appends (emitting `append`) until closed. Fails with ConnectionFailed / Timeout after `opts.timeout` ms.
+   */
+  static async fetch (url, dir, { peers, timeout = 10000 } = {}) {
+    if (dir !== undefined && dir !== null) checkDir(dir)
+    const m = typeof url === 'string' ? /^(?:dat:\/\/)?([0-9a-f]{64})\/?$/i.exec(url) : null
+    if (!m) throw new BadArgumentError(`not a dat:// log URL: ${url}`)
+    if (!Number.isSafeInteger(timeout) || timeout < 0) throw new BadArgumentError('timeout must be a non-negative integer (ms)')
+    const list = resolvePeers(peers)
+    if (dir) await fs.promises.mkdir(dir, { recursive: true })
+    const core = await wrapNative(() => native.fetchLog(m[1].toLowerCase(), dir ? path.resolve(dir) : null, list, timeout))
+    const log = new CallLog(core, dir || null)
+    log._follow()
+    return log
+  }
+
+  async _follow () {
+    let seen = this.length
+    while (this._core && !this._closing) {
+      let n
+      try {
+        n = await this._core.waitAvailable(seen)
+      } catch {
+        return
+      }
+      if (this._closing || !this._core || n <= seen) return
+      for (let i = seen; i < n; i++) this.emit('append', i)
+      seen = n
+      this._wake()
+    }
   }
 
   get key () { return this._live().key }

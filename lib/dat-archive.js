@@ -4,7 +4,9 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
+const os = require('node:os')
 const native = require('./native')
+const { resolvePeers } = require('./peers')
 const {
   wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError
 } = require('./errors')
@@ -34,19 +36,29 @@ class DatArchive {
    * Open the archive `url` stored at `opts.localPath`. Fetching an archive from peers (no localPath) comes with
    * replication. Methods wait for the open; `await archive.ready()` surfaces its errors early.
    */
-  constructor (url, { localPath } = {}, _native) {
+  constructor (url, { localPath, peers, timeout = 10000 } = {}, _native) {
     if (_native) {
       this._drive = _native
       this._opening = Promise.resolve()
     } else {
       const m = typeof url === 'string' ? KEY_RE.exec(url) : null
       if (!m) throw new BadArgumentError(`not a dat:// archive URL: ${url}`)
-      if (typeof localPath !== 'string' || !localPath) {
-        throw new BadArgumentError('new DatArchive(url) needs {localPath}: downloading archives from peers comes with replication')
+      const list = resolvePeers(peers)
+      const local = typeof localPath === 'string' && localPath
+      if (!local && list.length === 0) {
+        throw new BadArgumentError('new DatArchive(url) needs {localPath} or peers to download it from')
       }
       this._drive = null
-      this._opening = Promise.resolve().then(() => {
-        this._drive = wrapNative(() => native.NativeDrive.open(path.resolve(localPath), m[1].toLowerCase()))
+      // With peers, the archive is downloaded (or its download resumed) into localPath, or a temporary folder.
+      this._opening = Promise.resolve().then(async () => {
+        const key = m[1].toLowerCase()
+        if (list.length === 0 || (local && fs.existsSync(path.join(localPath, 'primary-key')))) {
+          this._drive = wrapNative(() => native.NativeDrive.open(path.resolve(localPath), key))
+          return
+        }
+        const dir = local ? path.resolve(localPath) : await fs.promises.mkdtemp(path.join(os.tmpdir(), 'libvms-archive-'))
+        await fs.promises.mkdir(dir, { recursive: true })
+        this._drive = await wrapNative(() => native.fetchDrive(key, dir, list, timeout))
       })
       this._opening.catch(() => {}) // surfaced by ready() and every method
     }
@@ -173,7 +185,7 @@ class DatArchive {
     return new DatArchive(null, {}, wrapNative(() => drive.checkout(version)))
   }
 
-  /** Local data is always present: resolves at once. (Downloads from peers come with replication.) */
+  /** Resolves once `filepath` is held locally: a fetched archive is downloaded whole when it opens. */
   async download (filepath = '/') {
     await this._open()
     checkPath(filepath)

@@ -16,7 +16,7 @@ type Shared = Arc<Mutex<Option<DiskDrive>>>;
 
 #[napi]
 pub struct NativeDrive {
-    drive: Shared,
+    pub(crate) drive: Shared,
     key: [u8; 32],
 }
 
@@ -101,7 +101,7 @@ fn version_of(d: &DiskDrive) -> f64 {
 }
 
 impl NativeDrive {
-    fn wrap(drive: DiskDrive, key: [u8; 32]) -> NativeDrive {
+    pub(crate) fn wrap(drive: DiskDrive, key: [u8; 32]) -> NativeDrive {
         NativeDrive { drive: Arc::new(Mutex::new(Some(drive))), key }
     }
 }

@@ -22,13 +22,19 @@ pub struct NativeLog {
     pub(crate) core: SharedCore,
     key: [u8; 32],
     discovery_key: [u8; 32],
+    /// Set for a log fetched from peers: the sessions that keep it following live appends.
+    pub(crate) fetch: Option<crate::replicate::Following>,
 }
 
 impl NativeLog {
     fn wrap(core: Core) -> NativeLog {
         let key = core.key();
         let discovery_key = core.discovery_key();
-        NativeLog { core: SharedCore::new(core), key, discovery_key }
+        NativeLog { core: SharedCore::new(core), key, discovery_key, fetch: None }
+    }
+
+    pub(crate) fn from_shared(core: SharedCore, key: [u8; 32], fetch: crate::replicate::Following) -> NativeLog {
+        NativeLog { core, key, discovery_key: libvms_ledger::discovery_key(&key), fetch: Some(fetch) }
     }
 }
 
@@ -58,12 +64,19 @@ impl NativeLog {
 
     #[napi(getter)]
     pub fn length(&self) -> f64 {
-        self.core.length() as f64
+        match &self.fetch {
+            // A fetched log: the entries held from 0 (the writer's counters only move on local appends).
+            Some(f) => f.available() as f64,
+            None => self.core.length() as f64,
+        }
     }
 
     #[napi(getter)]
     pub fn byte_length(&self) -> f64 {
-        self.core.byte_length() as f64
+        match &self.fetch {
+            Some(_) => self.core.with(|c| Ok(c.byte_length())).unwrap_or(0) as f64,
+            None => self.core.byte_length() as f64,
+        }
     }
 
     #[napi(getter)]
@@ -111,7 +124,18 @@ impl NativeLog {
     /// Wait for queued appends, flush, release the lock. Idempotent.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
+        if let Some(f) = &self.fetch {
+            f.close().await;
+        }
         let core = self.core.clone();
         blocking(move || core.close()).await
+    }
+
+    /// For a fetched log: resolves with the number of entries held from 0 once it exceeds `after`
+    /// (live appends from peers), or with the current number when the log closes.
+    #[napi]
+    pub async fn wait_available(&self, after: f64) -> napi::Result<f64> {
+        let Some(f) = &self.fetch else { return Ok(self.core.length() as f64) };
+        Ok(f.wait_contiguous(after as u64).await as f64)
     }
 }

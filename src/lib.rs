@@ -3,5 +3,6 @@
 mod archive;
 mod call_log;
 mod errors;
+mod replicate;
 mod rpc;
 mod verify;

@@ -31,7 +31,8 @@ impl LedgerStore {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
+    /// Run `f` on the core under its lock (replication serves and fetches through this).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
         match self.lock().as_mut() {
             Some(core) => f(core),
             None => Err(err::closed("archive is closed")),

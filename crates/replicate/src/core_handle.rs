@@ -1,0 +1,224 @@
+//! A core as replication sees it: shared with its owner (the call log writer thread, an archive,
+//! or a fetch), reached through a lock for every read or write, plus what several sessions on
+//! different peers must agree on (which blocks are being requested, what peers claim to have).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use libvms_archive::disk::LedgerStore;
+use libvms_calllog::SharedCore;
+use libvms_errors::{err, Result};
+use libvms_ledger::{Core, Storage};
+use tokio::sync::watch;
+
+/// Locked access to a ledger core owned elsewhere.
+pub trait CoreAccess: Send + Sync + 'static {
+    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()>;
+}
+
+impl CoreAccess for SharedCore {
+    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()> {
+        self.with(|c| f(c))
+    }
+}
+
+impl CoreAccess for LedgerStore {
+    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()> {
+        self.with(|c| f(c))
+    }
+}
+
+/// A core owned by replication itself (a fetched replica).
+pub struct OwnedCore(Mutex<Option<Core>>);
+
+impl OwnedCore {
+    pub fn new(core: Core) -> OwnedCore {
+        OwnedCore(Mutex::new(Some(core)))
+    }
+
+    /// Flush and release the core (later access fails with CLOSED).
+    pub fn close(&self) -> Result<()> {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(c) => c.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl CoreAccess for OwnedCore {
+    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            Some(c) => f(c),
+            None => Err(err::closed("core is closed")),
+        }
+    }
+}
+
+/// Snapshot of a core's state for progress reporting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub length: u64,
+    pub contiguous: u64,
+    /// Largest length a peer announced for this core (0 until one did).
+    pub remote_length: u64,
+    /// Some peer has told us its length.
+    pub remote_known: bool,
+}
+
+struct Inner {
+    key: [u8; 32],
+    discovery_key: [u8; 32],
+    access: Arc<dyn CoreAccess>,
+    /// Blocks some session has asked a peer for; others leave them alone.
+    claimed: Mutex<HashSet<u64>>,
+    progress: watch::Sender<Progress>,
+    /// Range to download (None: everything), end exclusive.
+    want: Mutex<Option<(u64, u64)>>,
+    download: bool,
+}
+
+/// A core shared by replication sessions. Cheap to clone.
+#[derive(Clone)]
+pub struct ReplCore {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ReplCore {
+    /// Wrap a shared core; `download` decides whether sessions fetch missing blocks into it.
+    pub fn new(access: Arc<dyn CoreAccess>, download: bool) -> Result<ReplCore> {
+        let mut key = [0u8; 32];
+        let mut p = Progress::default();
+        access.with_core(&mut |c| {
+            key = c.key();
+            p.length = c.length();
+            p.contiguous = c.contiguous_length();
+            Ok(())
+        })?;
+        let (progress, _) = watch::channel(p);
+        Ok(ReplCore {
+            inner: Arc::new(Inner {
+                key,
+                discovery_key: libvms_ledger::discovery_key(&key),
+                access,
+                claimed: Mutex::new(HashSet::new()),
+                progress,
+                want: Mutex::new(None),
+                download,
+            }),
+        })
+    }
+
+    /// Serve a call log's core (never downloads into it if it is the writer).
+    pub fn from_shared(core: SharedCore) -> Result<ReplCore> {
+        let download = !core.writable();
+        ReplCore::new(Arc::new(core), download)
+    }
+
+    pub fn from_ledger_store(store: LedgerStore) -> Result<ReplCore> {
+        let download = !libvms_archive::BlockStore::is_writable(&store);
+        ReplCore::new(Arc::new(store), download)
+    }
+
+    /// A replica of `key` in `storage` (created or resumed), downloading.
+    pub fn replica(storage: Storage, key: [u8; 32]) -> Result<(ReplCore, Arc<OwnedCore>)> {
+        let owned = Arc::new(OwnedCore::new(Core::open_replica(storage, key)?));
+        Ok((ReplCore::new(owned.clone(), true)?, owned))
+    }
+
+    pub fn key(&self) -> [u8; 32] {
+        self.inner.key
+    }
+
+    pub fn discovery_key(&self) -> [u8; 32] {
+        self.inner.discovery_key
+    }
+
+    pub fn downloads(&self) -> bool {
+        self.inner.download
+    }
+
+    /// Run `f` on the core under its lock.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.inner.access.with_core(&mut |c| {
+            let f = f.take().ok_or_else(|| err::internal("core callback ran twice"))?;
+            out = Some(f(c)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| err::internal("core callback did not run"))
+    }
+
+    /// Limit the download to blocks `[start, end)`; `None` downloads everything.
+    pub fn set_want(&self, range: Option<(u64, u64)>) {
+        *lock(&self.inner.want) = range;
+    }
+
+    pub fn want(&self) -> Option<(u64, u64)> {
+        *lock(&self.inner.want)
+    }
+
+    /// Claim block `i` for a request; false when another session already asked for it.
+    pub(crate) fn claim(&self, i: u64) -> bool {
+        lock(&self.inner.claimed).insert(i)
+    }
+
+    pub(crate) fn release(&self, i: u64) {
+        lock(&self.inner.claimed).remove(&i);
+    }
+
+    pub(crate) fn is_claimed(&self, i: u64) -> bool {
+        lock(&self.inner.claimed).contains(&i)
+    }
+
+    /// Re-read the core's length and contiguous length into the progress watch.
+    pub(crate) fn refresh(&self) -> Result<Progress> {
+        let (length, contiguous) = self.with(|c| Ok((c.length(), c.contiguous_length())))?;
+        self.inner.progress.send_if_modified(|p| {
+            let changed = p.length != length || p.contiguous != contiguous;
+            p.length = length;
+            p.contiguous = contiguous;
+            changed
+        });
+        Ok(*self.inner.progress.borrow())
+    }
+
+    pub(crate) fn saw_remote_length(&self, length: u64) {
+        self.inner.progress.send_if_modified(|p| {
+            let changed = !p.remote_known || length > p.remote_length;
+            p.remote_known = true;
+            p.remote_length = p.remote_length.max(length);
+            changed
+        });
+    }
+
+    pub fn progress(&self) -> Progress {
+        *self.inner.progress.borrow()
+    }
+
+    /// Subscribe to progress changes (length, contiguous length, remote lengths).
+    pub fn watch(&self) -> watch::Receiver<Progress> {
+        self.inner.progress.subscribe()
+    }
+
+    /// Whether everything wanted is held: a peer told us its length and we hold all blocks up to
+    /// it (or the wanted range).
+    pub fn is_complete(&self) -> bool {
+        let p = self.progress();
+        if !p.remote_known || p.length < p.remote_length {
+            return false;
+        }
+        match self.want() {
+            None => p.contiguous >= p.length,
+            Some((s, e)) => {
+                let e = e.min(p.length);
+                p.contiguous >= e || self.with(|c| Ok((s..e).all(|i| c.has(i)))).unwrap_or(false)
+            }
+        }
+    }
+}

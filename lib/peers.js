@@ -1,0 +1,36 @@
+'use strict'
+// Where to find peers for replication: an explicit list, the LIBVMS_PEERS environment variable
+// (comma-separated host:port), and a registry other modules add to (e.g. endpoints learned from RPC
+// handshakes, later a DHT). Every source yields `host:port` strings; duplicates are dropped.
+const { BadArgumentError } = require('./errors')
+
+const registry = new Set()
+const ADDR_RE = /^(\[[0-9a-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/i
+
+function check (addr) {
+  const m = typeof addr === 'string' ? ADDR_RE.exec(addr.trim()) : null
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new BadArgumentError(`peer must be "host:port", got ${JSON.stringify(addr)}`)
+  return addr.trim()
+}
+
+function fromEnv (env = process.env) {
+  return (env.LIBVMS_PEERS || '').split(',').map(s => s.trim()).filter(Boolean).map(check)
+}
+
+/** Remember a peer for every later fetch (returns a function that forgets it). */
+function addPeer (addr) {
+  const a = check(addr)
+  registry.add(a)
+  return () => registry.delete(a)
+}
+
+/** The peers to try: explicit ones first, then LIBVMS_PEERS, then the registry. */
+function resolvePeers (explicit) {
+  if (explicit !== undefined && !Array.isArray(explicit)) throw new BadArgumentError('peers must be an array of "host:port"')
+  const out = new Set((explicit || []).map(check))
+  for (const p of fromEnv()) out.add(p)
+  for (const p of registry) out.add(p)
+  return [...out]
+}
+
+module.exports = { addPeer, resolvePeers, fromEnv }

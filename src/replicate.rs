@@ -1,0 +1,160 @@
+//! Replication for JavaScript: `NativeHost` serves open call logs and archives over TCP;
+//! `fetchLog` / `fetchDrive` download them from peers (`host:port`), verified block by block.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libvms_calllog::SharedCore;
+use libvms_errors::{err, Result};
+use libvms_ledger::{Core, Storage};
+use libvms_replicate::{core_set, Fetch, FetchOptions, Host, ReplCore};
+use napi_derive::napi;
+
+use crate::archive::NativeDrive;
+use crate::call_log::NativeLog;
+use crate::errors::{guard, js, js_index};
+
+fn key_from_hex(s: &str) -> Result<[u8; 32]> {
+    let s = s.strip_prefix("dat://").unwrap_or(s).trim_end_matches('/');
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| err::bad_argument("key must be 64 hex characters"))?;
+    bytes.try_into().map_err(|_| err::bad_argument("key must be 64 hex characters"))
+}
+
+fn timeout_of(ms: f64) -> Result<Duration> {
+    Ok(Duration::from_millis(js_index(ms, "timeout")?))
+}
+
+/// The sessions behind a fetched log, kept until the log closes.
+pub struct Following {
+    fetch: Arc<Fetch>,
+    core: ReplCore,
+}
+
+impl Following {
+    pub async fn close(&self) {
+        self.fetch.close().await;
+    }
+
+    /// Entries held from 0.
+    pub fn available(&self) -> u64 {
+        self.core.progress().contiguous
+    }
+
+    /// Contiguous length once above `after` (or as it is when the fetch is closed).
+    pub async fn wait_contiguous(&self, after: u64) -> u64 {
+        let mut w = self.core.watch();
+        loop {
+            let c = w.borrow_and_update().contiguous;
+            if c > after {
+                return c;
+            }
+            if w.changed().await.is_err() {
+                return self.core.progress().contiguous;
+            }
+        }
+    }
+}
+
+/// A TCP replication host. Cores are added from open logs and archives; `close` ends every session.
+#[napi]
+pub struct NativeHost {
+    host: Arc<Host>,
+}
+
+#[napi]
+impl NativeHost {
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.host.local_addr().port() as u32
+    }
+
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.host.local_addr().to_string()
+    }
+
+    /// Serve a call log (the writer keeps appending; peers get live updates).
+    #[napi(catch_unwind)]
+    pub fn add_log(&self, log: &NativeLog) -> napi::Result<()> {
+        guard(|| {
+            self.host.add(ReplCore::from_shared(log.core.clone())?);
+            Ok(())
+        })
+    }
+
+    /// Serve both logs of an archive (metadata and content).
+    #[napi(catch_unwind)]
+    pub fn add_drive(&self, drive: &NativeDrive) -> napi::Result<()> {
+        guard(|| {
+            let mut g = drive.drive.lock().unwrap_or_else(|p| p.into_inner());
+            let d = g.as_mut().ok_or_else(|| err::closed("archive is closed"))?;
+            self.host.add(ReplCore::from_ledger_store(d.bee().store().clone())?);
+            self.host.add(ReplCore::from_ledger_store(d.content().clone())?);
+            Ok(())
+        })
+    }
+
+    /// Stop listening and end every session. Idempotent.
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        self.host.close().await;
+        Ok(())
+    }
+}
+
+/// Listen on `address` ("127.0.0.1:0" picks a port). `corruptBlocks` is for tests of the fetcher's
+/// verification only: the host then serves altered block values.
+#[napi]
+pub async fn start_host(address: String, corrupt_blocks: Option<bool>) -> napi::Result<NativeHost> {
+    let tamper: Option<libvms_replicate::Tamper> = corrupt_blocks.unwrap_or(false).then(|| {
+        let t: libvms_replicate::Tamper = Arc::new(|d: &mut libvms_replicate::messages::Data| {
+            if let Some(x) = d.proof.block.as_mut().and_then(|b| b.value.first_mut()) {
+                *x ^= 0x20;
+            }
+        });
+        t
+    });
+    let host = js(Host::bind_with(&address, core_set(Vec::new()), tamper).await)?;
+    Ok(NativeHost { host: Arc::new(host) })
+}
+
+/// Download the log `key` into `dir` (memory when null) from `peers`, then keep following it.
+#[napi]
+pub async fn fetch_log(key: String, dir: Option<String>, peers: Vec<String>, timeout_ms: f64) -> napi::Result<NativeLog> {
+    let (key, timeout) = guard(|| Ok((key_from_hex(&key)?, timeout_of(timeout_ms)?)))?;
+    let storage = match dir {
+        Some(d) => Storage::Disk(PathBuf::from(d)),
+        None => Storage::Memory,
+    };
+    let shared = js(tokio::task::spawn_blocking(move || Core::open_replica(storage, key).map(SharedCore::new))
+        .await
+        .map_err(|e| err::internal(format!("open task failed: {e}")))
+        .and_then(|r| r))?;
+    let core = match ReplCore::from_shared(shared.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = shared.close();
+            return Err(crate::errors::to_js(e));
+        }
+    };
+    let fetch = Arc::new(Fetch::start(vec![core.clone()], peers, FetchOptions::default()));
+    if let Err(e) = fetch.synced(timeout).await {
+        fetch.close().await;
+        let _ = shared.close();
+        return Err(crate::errors::to_js(e));
+    }
+    Ok(NativeLog::from_shared(shared, key, Following { fetch, core }))
+}
+
+/// Download (or resume) the archive `key` into `dir` from `peers` and open it read-only.
+#[napi]
+pub async fn fetch_drive(key: String, dir: String, peers: Vec<String>, timeout_ms: f64) -> napi::Result<NativeDrive> {
+    let (k, timeout) = guard(|| Ok((key_from_hex(&key)?, timeout_of(timeout_ms)?)))?;
+    let drive = js(libvms_replicate::fetch_archive(&PathBuf::from(dir), k, &peers, timeout).await)?;
+    Ok(NativeDrive::wrap(drive, k))
+}
+
