@@ -39,6 +39,7 @@ async function main () {
     rows.push([`fetch ${fmt(DISK_ENTRIES)}-entry log onto disk`, `${fmt(tDisk, 2)} s (${fmt(DISK_ENTRIES / tDisk)} entries/s)`, ''])
 
     const src = await DatArchive.create({ localPath: path.join(root, 'src'), title: 'bench' })
+    await src.mkdir('/f')
     for (let i = 0; i < FILES; i++) await src.writeFile(`/f/${i}.txt`, `file ${i} `.repeat(50))
     await host.add(src)
     let copy

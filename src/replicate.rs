@@ -32,10 +32,13 @@ fn timeout_of(ms: f64) -> Result<Duration> {
 pub struct Following {
     fetch: Arc<Fetch>,
     core: ReplCore,
+    /// Turns true on close so pending `wait_contiguous` calls end (a pending one keeps Node alive).
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Following {
     pub async fn close(&self) {
+        let _ = self.closed.send(true);
         self.fetch.close().await;
     }
 
@@ -47,13 +50,15 @@ impl Following {
     /// Contiguous length once above `after` (or as it is when the fetch is closed).
     pub async fn wait_contiguous(&self, after: u64) -> u64 {
         let mut w = self.core.watch();
+        let mut closed = self.closed.subscribe();
         loop {
             let c = w.borrow_and_update().contiguous;
-            if c > after {
+            if c > after || *closed.borrow() {
                 return c;
             }
-            if w.changed().await.is_err() {
-                return self.core.progress().contiguous;
+            tokio::select! {
+                r = w.changed() => if r.is_err() { return self.core.progress().contiguous },
+                _ = closed.wait_for(|c| *c) => return self.core.progress().contiguous,
             }
         }
     }
@@ -147,7 +152,7 @@ pub async fn fetch_log(key: String, dir: Option<String>, peers: Vec<String>, tim
         let _ = shared.close();
         return Err(crate::errors::to_js(e));
     }
-    Ok(NativeLog::from_shared(shared, key, Following { fetch, core }))
+    Ok(NativeLog::from_shared(shared, key, Following { fetch, core, closed: tokio::sync::watch::channel(false).0 }))
 }
 
 /// Download (or resume) the archive `key` into `dir` from `peers` and open it read-only.
