@@ -170,3 +170,28 @@ test('a fetched archive holds the same files as the host', async (t) => {
   assert.equal(copy.writable, false)
   assert.equal(await copy.getInfo().then(i => i.version), await src.getInfo().then(i => i.version))
 })
+
+test('an RPC server with a replication host names its port in the handshake; clients learn it as a peer', async (t) => {
+  const { VM, RPCServer, RPCClient, Verifier } = require('..')
+  const vm = new VM('exports.put = async (s) => { await System.files.writeFile("/s.txt", s) }')
+  await vm.deploy({ dir: path.join(tmpdir(t), 'vm') })
+  t.after(() => vm.close())
+  const replication = await listen(t)
+  const server = new RPCServer({ replication })
+  server.mount('/vm', vm)
+  await server.listen({ port: 0, host: '127.0.0.1' })
+  t.after(() => server.close())
+  const client = new RPCClient()
+  await client.connect(`ws://127.0.0.1:${server.port}/vm`)
+  t.after(() => client.close())
+  assert.equal(client.backendInfo.replicationPort, replication.port)
+  await client.put('hello')
+
+  // No peers given: the handshake registered 127.0.0.1:<replicationPort>.
+  const log = await CallLog.fetch(client.backendInfo.callLogUrl, undefined, { timeout: 5000 })
+  t.after(() => log.close())
+  await Verifier.compareLogs(vm.callLog, log).catch((e) => assert.fail(e.message))
+  const files = new DatArchive(client.backendInfo.filesArchiveUrl, { localPath: path.join(tmpdir(t), 'files'), timeout: 5000 })
+  t.after(() => files.close())
+  assert.equal(await files.readFile('/s.txt'), 'hello')
+})

@@ -4,6 +4,7 @@
 const { EventEmitter } = require('node:events')
 
 const native = require('./native')
+const { addPeer } = require('./peers')
 const { wrapNative, BadArgumentError, ClosedError } = require('./errors')
 
 const DEFAULT_TIMEOUT = 5e3
@@ -41,6 +42,7 @@ class RPCClient extends EventEmitter {
         throw JSON.parse(reply.json)
       }
       this.backendInfo = JSON.parse(reply.json)
+      learnReplicationPeer(url, this.backendInfo)
       for (const name of this.backendInfo.methods || []) {
         // Names of our own API (connect, close, on...) stay ours; `call(name, args)` reaches those methods.
         if (!(name in this)) this[name] = (...args) => this.call(name, args)
@@ -78,6 +80,22 @@ class RPCClient extends EventEmitter {
       this.emit('close', info.code ?? 1006, info.reason)
     }, () => {})
   }
+}
+
+/**
+ * A server that replicates its VMs names the port in the handshake (`replicationPort`): remember it as a peer, on the
+ * host this client reached, so `CallLog.fetch` / `new DatArchive(url)` of that VM's URLs find it.
+ */
+function learnReplicationPeer (url, info) {
+  const port = info && info.replicationPort
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return
+  let host
+  try {
+    host = new URL(url).hostname
+  } catch {
+    return
+  }
+  addPeer(`${host}:${port}`)
 }
 
 module.exports = RPCClient

@@ -5,6 +5,7 @@
 const { types } = require('node:util')
 
 const native = require('./native')
+const debug = require('./debug')('libvms:rpc')
 const { wrapNative, BadArgumentError } = require('./errors')
 
 const DEFAULT_PORT = 5555
@@ -15,8 +16,22 @@ class RPCServer {
    *   pingInterval, idleTimeout (0 = never), handshakeTimeout, closeTimeout (ms).
    */
   constructor (opts = {}) {
-    this._native = wrapNative(() => new native.NativeRpcServer(opts || {}))
+    const { replication = null, ...limits } = opts || {}
+    this._native = wrapNative(() => new native.NativeRpcServer(limits))
     this._closing = null
+    this._replication = null
+    if (replication) this.setReplicationHost(replication)
+  }
+
+  /**
+   * Serve the logs of every VM mounted from now on through `host` (a ReplicationHost), and name its port in the
+   * handshake result (`replicationPort`), so auditors connected over RPC can fetch them.
+   */
+  setReplicationHost (host) {
+    if (!host || typeof host.add !== 'function' || !Number.isInteger(host.port)) {
+      throw new BadArgumentError('setReplicationHost needs a listening ReplicationHost')
+    }
+    this._replication = host
   }
 
   /** Serve `vm` at `path` (e.g. '/vm1'), before or after `listen`. The VM must be deployed. */
@@ -25,6 +40,12 @@ class RPCServer {
     if (!vm || !vm.exports || !vm.callLog || !vm.filesArchive) throw new BadArgumentError('mount needs a deployed VM')
     const methods = exportedMethods(vm.exports)
     const info = { callLogUrl: vm.callLog.url, filesArchiveUrl: vm.filesArchive.url, ...(vm.rpcInfo || {}) }
+    const host = this._replication
+    if (host) {
+      info.replicationPort = host.port
+      // Both are open (the VM is deployed), so adding them does not wait on anything.
+      for (const source of [vm.callLog, vm.filesArchive]) host.add(source).catch((e) => debug(`not replicating ${path}: ${e.message}`))
+    }
     wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm)))
   }
 

@@ -8,6 +8,7 @@ const VMFactory = require('../vm-factory')
 const createDebug = require('../debug')
 const { intOption } = require('./args')
 const RPCServer = require('../rpc-server')
+const ReplicationHost = require('../host')
 const { UsageError } = require('../errors')
 
 const debug = createDebug('libvms:serve')
@@ -17,6 +18,7 @@ const pkg = require('../../package.json')
 const SERVE_OPTIONS = {
   port: { type: 'string', short: 'p', arg: 'PORT', help: 'port to listen on (default 5555; 0 = any free port)' },
   host: { type: 'string', arg: 'HOST', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)' },
+  'replication-port': { type: 'string', arg: 'PORT', help: 'TCP port serving the call log and files archive to auditors over the Hypercore protocol (default: any free port; named in the RPC handshake)' },
   dir: { type: 'string', arg: 'DIR', help: 'data directory (default ./<script name>.libvms)' },
   title: { type: 'string', arg: 'TITLE', help: 'title of the VM and its files archive (default: the script\'s file name)' },
   debug: { type: 'boolean', short: 'd', help: 'debug mode: callers name themselves with ?user= (the only mode for now)' },
@@ -50,16 +52,21 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   // Signals are caught from the start, so a Ctrl+C during startup still shuts down cleanly.
   const stop = stopSignal(io)
 
+  const replicationPort = intOption(values, 'replication-port', 0)
   const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
   let server = null
+  let replication = null
   try {
     await vm.deploy({ dir, title })
-    server = new RPCServer()
+    // Auditors fetch the log and the archive from here; the RPC handshake tells them the port.
+    replication = await ReplicationHost.listen({ host, port: replicationPort })
+    server = new RPCServer({ replication })
     server.mount('/', vm)
     if (factory) vm.setRPCServer(server)
     await server.listen({ port, host })
   } catch (e) {
     if (server) await server.close().catch(() => {})
+    if (replication) await replication.close().catch(() => {})
     await vm.close().catch(() => {})
     stop.dispose()
     throw e
@@ -73,6 +80,7 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
     '',
     `Files archive ${vm.filesArchive.url}`,
     `Call log      ${vm.callLog.url}`,
+    `Replication   ${shownHost}:${replication.port} (Hypercore protocol)`,
     factory ? `Provisioned VMs are served at ws://${shownHost}:${bound}/<id> (${vm.numVMs} running, at most ${maxVMs})` : null,
     '',
     'Ctrl+C to stop',
@@ -83,6 +91,8 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   io.out.write(`\n${signal}: stopping...\n`)
   debug('closing server')
   await server.close()
+  debug('closing replication host')
+  await replication.close()
   debug('closing VM')
   await vm.close()
   stop.dispose()

@@ -3,7 +3,12 @@
 // the VM's. Exit 0 verified, 1 mismatch (tampering or a nondeterministic script), 2 unusable input.
 const fs = require('node:fs')
 const path = require('node:path')
+const os = require('node:os')
 const VM = require('../vm')
+const CallLog = require('../call-log')
+const DatArchive = require('../dat-archive')
+const RPCClient = require('../rpc-client')
+const { wsUrl, intOption } = require('./args')
 const { readMeta, openLog, openArchive } = require('./vm-dir')
 const Verifier = require('../verifier')
 const { UsageError } = require('../errors')
@@ -12,6 +17,40 @@ const { UsageError } = require('../errors')
 const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF'])
 
 class Mismatch extends Error {}
+
+/**
+ * Audit a running host: ask it over RPC which log and archive its VM has and where it replicates them, then fetch
+ * both (every block verified against the host's signed trees) into `dir`.
+ */
+async function fetchRemote (target, dir, timeout, say) {
+  const url = wsUrl(target)
+  const client = new RPCClient({ timeout })
+  let info
+  try {
+    await client.connect(url)
+    info = client.backendInfo
+  } catch (e) {
+    throw new UsageError(`cannot reach ${url}: ${e.message || JSON.stringify(e)}`)
+  } finally {
+    await client.close()
+  }
+  if (!info || typeof info.callLogUrl !== 'string' || typeof info.filesArchiveUrl !== 'string') {
+    throw new UsageError(`${url} did not name a call log and a files archive in its handshake`)
+  }
+  if (!info.replicationPort) throw new UsageError(`${url} does not replicate its VM's data (no replicationPort in its handshake)`)
+  say(`Verifying ${url}`)
+  say(`  fetching from ${new URL(url).hostname}:${info.replicationPort}...`)
+  // The RPC handshake registered the host's replication endpoint as a peer for both fetches.
+  const log = await CallLog.fetch(info.callLogUrl, path.join(dir, 'call-log'), { timeout })
+  try {
+    const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout })
+    await archive.ready()
+    return { log, archive, filesUrl: info.filesArchiveUrl }
+  } catch (e) {
+    await log.close()
+    throw e
+  }
+}
 
 function isRemote (target) {
   return /^(wss?|dat|https?):\/\//.test(target) || (!fs.existsSync(target) && /^[\w.-]+:\d+(\/|$)/.test(target))
@@ -40,34 +79,41 @@ function progressReporter (err) {
 
 module.exports = {
   summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable)',
-  usage: 'Usage: libvms verify DIR [--log URL] [--files URL] [--dir REPLICA_DIR]',
+  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
     files: { type: 'string', arg: 'URL', help: 'expected files archive URL (mismatch if DIR holds another)' },
     dir: { type: 'string', arg: 'DIR', help: 'keep the replica in this new directory (default: a temp dir, removed)' },
+    timeout: { type: 'string', arg: 'MS', help: 'for a URL: give up connecting or fetching after this many ms (default 10000)' },
     utp: { type: 'boolean' }, // NodeVMS 1.x; accepted, no effect
     'no-utp': { type: 'boolean' }
   },
   more: [
     'DIR is a VM directory (as made by `libvms exec`); its VM must be stopped (the log is locked while it runs).',
-    'Verifying a running VM by URL (`libvms verify ws://...`) comes with replication; it exits 2 for now.',
+    'URL (ws://HOST:PORT/PATH) audits a running host: the log and archive are fetched over the Hypercore protocol',
+    'from the replication port its RPC handshake names, every block verified, then replayed and compared.',
     'Exit code: 0 verified, 1 mismatch (first divergent entry / differing files printed), 2 unusable input.'
   ].join('\n'),
   async run ({ positionals, values, io }) {
     const target = positionals[0]
-    if (!target || positionals.length > 1) throw new UsageError('usage: libvms verify DIR')
-    if (isRemote(target)) {
-      throw new UsageError(`verifying a VM by URL (${target}) needs replication, which is not in this version yet; run \`libvms verify DIR\` on a copy of its data directory`)
-    }
-    const meta = readMeta(target)
+    if (!target || positionals.length > 1) throw new UsageError('usage: libvms verify DIR|URL')
     const say = (line) => io.out.write(line + '\n')
     let log = null
     let archive = null
     let replica = null
+    let filesUrl
+    let tmp = null
     try {
-      log = await openLog(target)
-      archive = await openArchive(target, meta.url)
-      say(`Verifying ${path.resolve(target)}`)
+      if (isRemote(target)) {
+        tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
+        ;({ log, archive, filesUrl } = await fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say))
+      } else {
+        const meta = readMeta(target)
+        filesUrl = meta.url
+        log = await openLog(target)
+        archive = await openArchive(target, meta.url)
+        say(`Verifying ${path.resolve(target)}`)
+      }
       say(`  call log      ${log.url} (${log.length} entries)`)
       say(`  files archive ${archive.url} (version ${archive.version})`)
 
@@ -79,14 +125,14 @@ module.exports = {
 
       const init = await log.get(0)
       if (!init || init.type !== 'init') throw new UsageError(`${target} holds no VM call log (entry 0 is not an init entry)`)
-      if (init.filesArchiveUrl !== meta.url) throw new Mismatch(`the call log names files archive ${init.filesArchiveUrl}, but the directory holds ${meta.url}`)
-      if (fs.existsSync(path.join(target, 'vms.json'))) {
+      if (init.filesArchiveUrl !== filesUrl) throw new Mismatch(`the call log names files archive ${init.filesArchiveUrl}, but the VM serves ${filesUrl}`)
+      if (!tmp && fs.existsSync(path.join(target, 'vms.json'))) {
         say('  note: this is a VM factory; provisioning VMs is not replayable yet, so its replay is expected to differ')
       }
 
       if (values.dir && fs.existsSync(values.dir)) throw new UsageError(`--dir ${values.dir} already exists; the replica needs a new directory`)
       const progress = progressReporter(io.err)
-      replica = await VM.fromCallLog(log, { filesArchiveUrl: meta.url }, { dir: values.dir, onProgress: progress.update })
+      replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, { dir: values.dir, onProgress: progress.update })
       progress.end()
       say(`  replayed ${log.length - 1} entries`)
 
@@ -119,6 +165,7 @@ module.exports = {
       if (replica) await replica.close()
       if (archive) await archive.close()
       if (log) await log.close()
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
     }
   }
 }

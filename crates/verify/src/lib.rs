@@ -25,7 +25,8 @@ pub trait EntrySource: Sync {
 
 impl EntrySource for SharedCore {
     fn len(&self) -> u64 {
-        self.length()
+        // The core's own length: a fetched replica grows through replication, not through this writer's counters.
+        self.with(|c| Ok(c.length())).unwrap_or(0)
     }
     fn read(&self, start: u64, end: u64) -> Result<BlockRun> {
         self.with(|c| c.read_run(start, end))
