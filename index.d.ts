@@ -289,6 +289,9 @@ export interface MountableVM {
 }
 
 export interface RPCServerOptions {
+  /** Serve the call log and files archive of every mounted VM through this host, and name its port in the
+   * handshake result (`replicationPort`). Same as calling `setReplicationHost`. */
+  replication?: ReplicationHost
   /** Largest incoming message in bytes; a bigger one closes that connection (1009). Default 16 MiB. */
   maxMessageSize?: number
   /** Most open connections; more get HTTP 503. Default 1024. */
@@ -309,6 +312,8 @@ export class RPCServer {
   constructor (opts?: RPCServerOptions)
   /** Serve `vm` at `path` (e.g. '/vm1'), before or after `listen`. */
   mount (path: string, vm: MountableVM): void
+  /** See `RPCServerOptions.replication`; applies to VMs mounted afterwards. */
+  setReplicationHost (host: ReplicationHost): void
   /** Stop serving `path` (its connections close; queued calls still run). Whether something was mounted. */
   unmount (path: string): boolean
   /** Default port 5555, default host every interface; port 0 lets the OS choose. */
@@ -330,7 +335,9 @@ export class RPCClient extends EventEmitter {
   /** `timeout`: reply timeout of each call in ms (default 5000). */
   constructor (opts?: { timeout?: number })
   url: string | null
-  backendInfo: { methods: string[], callLogUrl: string, filesArchiveUrl: string, [extra: string]: unknown } | null
+  /** The handshake result. `replicationPort`, when the server replicates, is also remembered as a peer
+   * (`<this client's host>:<port>`) for `CallLog.fetch` and `new DatArchive(url)`. */
+  backendInfo: { methods: string[], callLogUrl: string, filesArchiveUrl: string, replicationPort?: number, [extra: string]: unknown } | null
   connect (url: string, opts?: { user?: string }): Promise<void>
   /** Call any method; rejects with an `RPCWireError`, a `TimeoutError` or a `ClosedError`. */
   call (method: string, args?: unknown[]): Promise<any>
