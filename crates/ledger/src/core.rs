@@ -54,6 +54,8 @@ pub struct Core {
     /// False when the stored roots do not match the signature: every read then fails.
     roots_trusted: bool,
     auto_flush: u32,
+    /// Batches between header flushes (JS: 4). Each flush syncs tree, bitfield and header and truncates the oplog.
+    flush_interval: u32,
     manifest_flushed: bool,
     /// Header fields changed since the last flush without an oplog entry recording them.
     header_dirty: bool,
@@ -96,6 +98,9 @@ impl Files {
         Ok(self.tree.len()? > 0 || self.bitfield.len()? > 0 || self.data.len()? > 0)
     }
 }
+
+/// JS hypercore flushes its header every 4th batch; our files match its bytes at that cadence.
+const JS_FLUSH_INTERVAL: u32 = 4;
 
 fn verification_failed(index: u64, what: impl Into<String>) -> Error {
     err::verification(what).at(index)
@@ -207,6 +212,7 @@ impl Core {
             cache: VerifiedCache::new(VerifiedCache::DEFAULT_CAP),
             roots_trusted: true,
             auto_flush: 1,
+            flush_interval: JS_FLUSH_INTERVAL,
             header_dirty: false,
             failed: false,
         })
@@ -280,6 +286,7 @@ impl Core {
             cache: VerifiedCache::new(VerifiedCache::DEFAULT_CAP),
             roots_trusted: false,
             auto_flush: 1,
+            flush_interval: JS_FLUSH_INTERVAL,
             header_dirty: false,
             failed: false,
         };
@@ -614,7 +621,7 @@ impl Core {
     fn should_flush(&mut self, entry_bytes: u64) -> bool {
         self.auto_flush = self.auto_flush.saturating_sub(1);
         if self.auto_flush == 0 || self.oplog.entries_bytes + entry_bytes >= oplog::MAX_ENTRIES_BYTES {
-            self.auto_flush = 4;
+            self.auto_flush = self.flush_interval;
             return true;
         }
         if !self.manifest_flushed && self.header.manifest.is_some() {
@@ -655,7 +662,7 @@ impl Core {
     pub fn flush(&mut self) -> Result<()> {
         self.check_usable()?;
         self.manifest_flushed = true;
-        self.auto_flush = 4;
+        self.auto_flush = self.flush_interval;
         self.flush_now()
     }
 
@@ -699,6 +706,14 @@ impl Core {
         self.header_file.sync()?;
         self.header.external = Some((start, full.len() as u64));
         Ok(Header::encode_external(start, full.len() as u64))
+    }
+
+    /// Batches between header flushes (at least 1; JS uses 4). A flush also happens whenever the oplog's entries
+    /// reach 64 KiB, so a larger interval trades a longer oplog to replay at open for fewer syncs and truncations
+    /// per append. Every batch is durable either way (its oplog entry carries the tree nodes and signature).
+    pub fn set_flush_interval(&mut self, batches: u32) {
+        self.flush_interval = batches.max(1);
+        self.auto_flush = self.auto_flush.min(self.flush_interval);
     }
 
     /// Flush (if anything changed) and release the lock.
