@@ -96,7 +96,8 @@ async fn no_reachable_peer_fails_with_connection_failed_in_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_block_peer_is_dropped_and_an_honest_peer_finishes() {
-    let src = writer(200, "x");
+    // Enough blocks that both peers are asked for some before either could finish alone.
+    let src = writer(5000, "x");
     let tamper: libvms_replicate::Tamper = Arc::new(|d: &mut libvms_replicate::messages::Data| {
         if let Some(b) = d.proof.block.as_mut() {
             if let Some(x) = b.value.first_mut() {
