@@ -13,7 +13,7 @@ use libvms_ledger::BlockRun;
 use serde_json::Value;
 
 /// Entries read from each log per step.
-const RUN: u64 = 4096;
+const RUN: u64 = 16_384;
 /// Longest excerpt of an entry quoted in a mismatch message.
 const EXCERPT: usize = 2048;
 
