@@ -10,7 +10,7 @@ const { encodeJSON } = require('./json')
 const { resolvePeers } = require('./peers')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
-const READ_AHEAD = 64 // entries fetched at once when `get` is called sequentially
+const READ_AHEAD = 256 // entries fetched at once when `get` is called sequentially
 // Appends made in one tick go to native together (one promise across the boundary instead of one per entry);
 // a burst larger than this is sent at once, so memory stays bounded during a replay.
 const MAX_BATCH_ENTRIES = 1024
@@ -177,7 +177,10 @@ class CallLog extends EventEmitter {
     checkIndex(seq, 'seq')
     const { valueEncoding = 'json', wait = false, timeout = 0 } = opts || {}
     const decode = decoder(valueEncoding)
-    if (seq >= this._live().length) {
+    const held = this._run
+    // An entry of the current read-ahead run exists: no need to ask native for the length.
+    if (!(held && seq >= held.start && seq < held.start + held.ends.length && this._core && !this._closing) &&
+        seq >= this._live().length) {
       if (!wait) throw new OutOfBoundsError(`entry ${seq} is past the end of the log (length ${this.length})`)
       await this._waitFor(seq, timeout)
     }
