@@ -14,6 +14,8 @@ const {
 // Files up to this size are read synchronously (a verified read from the page cache costs less than the hop
 // to a worker thread); bigger ones go to a worker so the event loop never waits on a long read.
 const SYNC_READ_MAX = 256 * 1024
+// Small writes are done synchronously when the archive is idle: up to one content block.
+const SYNC_WRITE_MAX = 64 * 1024
 
 const KEY_RE = /^(?:dat:\/\/)?([0-9a-f]{64})(?:\+(\d+))?\/?$/i
 
@@ -143,8 +145,11 @@ class DatArchive {
   async writeFile (filepath, data, opts) {
     const encoding = encodingOf(opts, typeof data === 'string' ? 'utf8' : 'binary')
     const bytes = toBytes(data, encoding)
-    const drive = await this._open()
-    await wrapNative(() => drive.writeFile(checkPath(filepath), bytes))
+    const drive = this._ready() || await this._open()
+    const p = checkPath(filepath)
+    // Small files are written on this thread when the archive is idle (no hops; see writeSmallFile).
+    if (bytes.length <= SYNC_WRITE_MAX && wrapNative(() => drive.writeSmallFile(p, bytes)) !== null) return
+    await wrapNative(() => drive.writeFile(p, bytes))
   }
 
   async mkdir (filepath) {
