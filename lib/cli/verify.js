@@ -41,7 +41,8 @@ async function fetchRemote (target, dir, timeout, say) {
   say(`Verifying ${url}`)
   say(`  fetching from ${new URL(url).hostname}:${info.replicationPort}...`)
   // The RPC handshake registered the host's replication endpoint as a peer for both fetches.
-  const log = await CallLog.fetch(info.callLogUrl, path.join(dir, 'call-log'), { timeout })
+  // The log is fetched into memory: an audit copy need not survive, and on disk every fetched block is synced.
+  const log = await CallLog.fetch(info.callLogUrl, null, { timeout })
   try {
     const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout })
     await archive.ready()
