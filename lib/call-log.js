@@ -111,14 +111,13 @@ class CallLog extends EventEmitter {
     this._live()
     let batch = this._batch
     if (!batch) {
-      batch = this._batch = { blocks: [], bytes: 0, sent: null }
+      batch = this._batch = { blocks: [], bytes: 0, sent: deferred(), done: false }
       process.nextTick(() => this._send(batch))
     }
     const k = batch.blocks.push(block) - 1
     batch.bytes += block.length
-    const sent = batch.sent || (batch.sent = deferred())
     if (batch.blocks.length >= MAX_BATCH_ENTRIES || batch.bytes >= MAX_BATCH_BYTES) this._send(batch)
-    return sent.promise.then((first) => {
+    return batch.sent.promise.then((first) => {
       const seq = first + k
       this.emit('append', seq)
       this._wake()
@@ -131,13 +130,12 @@ class CallLog extends EventEmitter {
     if (this._batch === batch) this._batch = null
     if (batch.done) return
     batch.done = true
-    const core = this._live.bind(this)
     if (this._inFlight === 0 && batch.blocks.length === 1) {
       // A lone entry and nothing queued in the writer: commit here, at once (no thread hops: the lowest latency
       // for a lone caller). Several entries in one tick mean concurrent callers: they go to the writer thread,
       // whose group commit keeps the event loop free while the disk syncs.
       try {
-        batch.sent.resolve(wrapNative(() => core().appendNow(batch.blocks)))
+        batch.sent.resolve(wrapNative(() => this._live().appendNow(batch.blocks)))
       } catch (e) {
         batch.sent.reject(e)
       }
@@ -145,7 +143,7 @@ class CallLog extends EventEmitter {
     }
     let appended
     try {
-      appended = wrapNative(() => core().append(batch.blocks))
+      appended = wrapNative(() => this._live().append(batch.blocks))
     } catch (e) {
       appended = Promise.reject(e)
     }
