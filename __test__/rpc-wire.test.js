@@ -64,7 +64,8 @@ test('more than 1000 waiting calls: the rest are refused with -32000, and only t
   const { vm, url, server } = await serve(t)
   const ws = await rawClient(t, url)
   // While this runs (dequeued, so not counted), exactly 1000 calls can wait behind it.
-  ws.send(req('sleep', [500], 0))
+  // Long enough to still be running when the batch lands, even on a loaded machine.
+  ws.send(req('sleep', [1500], 0))
   await sleep(100)
   assert.equal(server.queued('/vm1'), 0)
   const N = 1003
@@ -86,17 +87,17 @@ test('a call whose client disconnected before it ran still runs and is logged', 
   const c = new RPCClient()
   defer(t, () => c.close())
   await c.connect(url, { user: 'waiter' })
-  const slow = c.sleep(200)
+  const slow = c.sleep(800)
   const gone = await rawClient(t, url + '?user=gone')
   gone.send(req('write', [42, 0], 1))
-  await sleep(20)
+  await sleep(150)
   gone.ws.terminate()
   await slow
   // The write was queued behind the sleep; it runs although nobody waits for its reply.
   assert.equal(await c.add(1, 2), 3)
   const calls = (await loggedCalls(vm)).map((e) => e.call)
   assert.deepEqual(calls, [
-    { methodName: 'sleep', args: [200], userId: 'waiter' },
+    { methodName: 'sleep', args: [800], userId: 'waiter' },
     { methodName: 'write', args: [42, 0], userId: 'gone' },
     { methodName: 'add', args: [1, 2], userId: 'waiter' }
   ])

@@ -11,7 +11,8 @@ const { resolvePeers } = require('./peers')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
 const READ_AHEAD = 256 // entries fetched at once when `get` is called sequentially
-// Appends made in one tick go to native together (one promise across the boundary instead of one per entry);
+// Appends made in one turn of the event loop go to native together (one promise across the boundary instead of
+// one per entry; calls arriving over RPC in the same turn share a commit);
 // a burst larger than this is sent at once, so memory stays bounded during a replay.
 const MAX_BATCH_ENTRIES = 1024
 const MAX_BATCH_BYTES = 1 << 20
@@ -112,7 +113,7 @@ class CallLog extends EventEmitter {
     let batch = this._batch
     if (!batch) {
       batch = this._batch = { blocks: [], bytes: 0, sent: deferred(), done: false }
-      process.nextTick(() => this._send(batch))
+      setImmediate(() => this._send(batch))
     }
     const k = batch.blocks.push(block) - 1
     batch.bytes += block.length
@@ -132,7 +133,7 @@ class CallLog extends EventEmitter {
     batch.done = true
     if (this._inFlight === 0 && batch.blocks.length === 1) {
       // A lone entry and nothing queued in the writer: commit here, at once (no thread hops: the lowest latency
-      // for a lone caller). Several entries in one tick mean concurrent callers: they go to the writer thread,
+      // for a lone caller). Several entries in one turn mean concurrent callers: they go to the writer thread,
       // whose group commit keeps the event loop free while the disk syncs.
       try {
         batch.sent.resolve(wrapNative(() => this._live().appendNow(batch.blocks)))

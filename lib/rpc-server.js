@@ -97,18 +97,25 @@ function exportedMethods (exports) {
   return Object.keys(exports).filter((k) => k !== 'init' && typeof exports[k] === 'function')
 }
 
-/** The function Rust calls for each queued call. It never rejects: every ending is reported as a tagged value. */
+/**
+ * The function Rust calls with the calls queued at a mount (`[[methodName, paramsJson, userId], ...]`, in arrival
+ * order). Each is handed to the VM's serial queue at once, so calls that arrive together share one log commit. It
+ * never rejects: every ending is reported as a tagged value, one per call.
+ */
 function backend (vm) {
-  return async (methodName, paramsJson, userId) => {
+  return (callsJson) => Promise.all(JSON.parse(callsJson).map(([methodName, paramsJson, userId]) => {
+    let running
     try {
-      const res = await vm.executeCall({ methodName, args: JSON.parse(paramsJson), userId })
-      // What rpc-websockets did: JSON.stringify of the reply, so `undefined` (and functions) drop the key.
-      const json = res === undefined ? undefined : JSON.stringify(res)
-      return json === undefined ? { kind: 'undefined' } : { kind: 'value', json }
+      running = vm.executeCall({ methodName, args: JSON.parse(paramsJson), userId })
     } catch (e) {
       return thrown(e)
     }
-  }
+    return running.then((res) => {
+      // What rpc-websockets did: JSON.stringify of the reply, so `undefined` (and functions) drop the key.
+      const json = res === undefined ? undefined : JSON.stringify(res)
+      return json === undefined ? { kind: 'undefined' } : { kind: 'value', json }
+    }).catch(thrown)
+  }))
 }
 
 function thrown (e) {

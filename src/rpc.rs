@@ -27,16 +27,10 @@ pub struct CallOutcome {
     pub message: Option<String>,
 }
 
-/// `(methodName, paramsJson, userId) => Promise<CallOutcome>`. Weak: a mounted VM alone never keeps Node alive
-/// (a listening server does, through `untilClosed`), and it is released when the mount's last call is done.
-type CallFn = ThreadsafeFunction<
-    FnArgs<(String, String, String)>,
-    Promise<CallOutcome>,
-    FnArgs<(String, String, String)>,
-    Status,
-    false,
-    true,
->;
+/// `(callsJson) => Promise<CallOutcome[]>`, where callsJson is `[[methodName, paramsJson, userId], ...]`: every call
+/// queued at the moment, handed over in order. Weak: a mounted VM alone never keeps Node alive (a listening server
+/// does, through `untilClosed`), and it is released when the mount's last call is done.
+type CallFn = ThreadsafeFunction<FnArgs<(String,)>, Promise<Vec<CallOutcome>>, FnArgs<(String,)>, Status, false, true>;
 
 struct JsBackend {
     methods: Vec<String>,
@@ -71,28 +65,45 @@ impl Backend for JsBackend {
         self.info.clone()
     }
 
-    /// Queues the call on the JS thread before returning (the tsfn queue is FIFO and the JS function hands it to
-    /// the VM's own serial queue at once), so calls reach the VM in arrival order even though the server does not
-    /// wait for one to finish before dispatching the next.
     fn call(&self, call: Call) -> BoxFuture<Outcome> {
-        let params = serde_json::to_string(&call.params).unwrap_or_else(|_| "[]".into());
-        let args = FnArgs::from((call.method, params, call.user_id));
+        let many = self.call_many(vec![call]);
+        Box::pin(async move { many.await.into_iter().next().unwrap_or_else(|| internal("Internal error: no outcome".into())) })
+    }
+
+    /// Queues the calls on the JS thread before returning (the tsfn queue is FIFO and the JS function hands them to
+    /// the VM's own serial queue at once), so calls reach the VM in arrival order even though the server does not
+    /// wait for one to finish before dispatching the next; calls handed over together share one log commit.
+    fn call_many(&self, calls: Vec<Call>) -> BoxFuture<Vec<Outcome>> {
+        let n = calls.len();
+        let batch: Vec<Value> = calls
+            .into_iter()
+            .map(|c| {
+                let params = serde_json::to_string(&c.params).unwrap_or_else(|_| "[]".into());
+                Value::Array(vec![Value::String(c.method), Value::String(params), Value::String(c.user_id)])
+            })
+            .collect();
+        let args = FnArgs::from((Value::Array(batch).to_string(),));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let status = self.call.call_with_return_value(args, ThreadsafeFunctionCallMode::NonBlocking, move |ret, _| {
             let _ = tx.send(ret);
             Ok(())
         });
         Box::pin(async move {
+            let failed = |why: String| (0..n).map(|_| internal(why.clone())).collect::<Vec<_>>();
             if status != Status::Ok {
-                return internal(format!("Internal error: the VM is gone ({status})"));
+                return failed(format!("Internal error: the VM is gone ({status})"));
             }
             let done = match rx.await {
                 Ok(Ok(promise)) => promise.await,
                 Ok(Err(e)) => Err(e),
-                Err(_) => return internal("Internal error: the VM is gone".into()),
+                Err(_) => return failed("Internal error: the VM is gone".into()),
             };
             // The JS side never rejects; this is only reached if it is gone (Node exiting) or buggy.
-            done.map(to_outcome).unwrap_or_else(|e| internal(format!("Internal error: {}", e.reason)))
+            match done {
+                Ok(outcomes) if outcomes.len() == n => outcomes.into_iter().map(to_outcome).collect(),
+                Ok(_) => failed("Internal error: outcome count mismatch".into()),
+                Err(e) => failed(format!("Internal error: {}", e.reason)),
+            }
         })
     }
 

@@ -53,4 +53,10 @@ pub trait Backend: Send + Sync + 'static {
     fn pipelined(&self) -> bool {
         false
     }
+    /// Hand several calls over at once, in order (a pipelined backend gets every call queued at that moment, so
+    /// they can share one log commit). Resolves with their outcomes in the same order.
+    fn call_many(&self, calls: Vec<Call>) -> BoxFuture<Vec<Outcome>> {
+        let started: Vec<BoxFuture<Outcome>> = calls.into_iter().map(|c| self.call(c)).collect();
+        Box::pin(futures_util::future::join_all(started))
+    }
 }

@@ -10,6 +10,9 @@ use tokio::sync::mpsc;
 use crate::backend::{Backend, Call, Outcome};
 use crate::conn::Reply;
 
+/// Most calls handed to a pipelined backend at once.
+const MAX_HANDOFF: usize = 256;
+
 pub(crate) struct Job {
     pub call: Call,
     pub reply: Reply,
@@ -63,15 +66,29 @@ pub(crate) async fn run(mut w: Worker) {
     while let Some(job) = w.rx.recv().await {
         let (backend, call) = (&w.backend, job.call);
         if backend.pipelined() {
-            let started = std::panic::catch_unwind(AssertUnwindSafe(|| backend.call(call)));
+            // Everything queued right now goes over in one hand-off, in order.
+            let (mut calls, mut replies) = (vec![call], vec![job.reply]);
+            while calls.len() < MAX_HANDOFF {
+                match w.rx.try_recv() {
+                    Ok(next) => {
+                        calls.push(next.call);
+                        replies.push(next.reply);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let started = std::panic::catch_unwind(AssertUnwindSafe(|| backend.call_many(calls)));
             let waiting = w.waiting.clone();
             tokio::spawn(async move {
-                let outcome = match started {
-                    Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|_| internal_error()),
-                    Err(_) => internal_error(),
-                };
-                waiting.fetch_sub(1, Ordering::AcqRel);
-                job.reply.outcome(outcome);
+                let mut outcomes = match started {
+                    Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                }
+                .into_iter();
+                for reply in replies {
+                    waiting.fetch_sub(1, Ordering::AcqRel);
+                    reply.outcome(outcomes.next().unwrap_or_else(internal_error));
+                }
             });
             continue;
         }
