@@ -176,14 +176,13 @@ class CallLog extends EventEmitter {
     checkIndex(seq, 'seq')
     const { valueEncoding = 'json', wait = false, timeout = 0 } = opts || {}
     const decode = decoder(valueEncoding)
-    const held = this._run
     // An entry of the current read-ahead run exists: no need to ask native for the length.
-    if (!(held && seq >= held.start && seq < held.start + held.ends.length && this._core && !this._closing) &&
-        seq >= this._live().length) {
+    const held = this._heldRun(seq)
+    if (!held && seq >= this._live().length) {
       if (!wait) throw new OutOfBoundsError(`entry ${seq} is past the end of the log (length ${this.length})`)
       await this._waitFor(seq, timeout)
     }
-    const run = this._readAhead(seq)
+    const run = held || this._readAhead(seq)
     if (run) {
       const from = seq === run.start ? 0 : run.ends[seq - run.start - 1]
       const to = run.ends[seq - run.start]
@@ -200,12 +199,10 @@ class CallLog extends EventEmitter {
 
   /**
    * Sequential `get`s (each the one after the last) read ahead: one verified run of blocks per READ_AHEAD entries
-   * instead of a native call each. Blocks never change once written, so the run stays valid. Returns the run
-   * holding `seq`, or null for a single read.
+   * instead of a native call each. Blocks never change once written, so the run stays valid. Returns a new run
+   * starting at `seq`, or null for a single read.
    */
   _readAhead (seq) {
-    const run = this._run
-    if (run && seq >= run.start && seq < run.start + run.ends.length) return run
     const sequential = seq === this._lastGet + 1
     this._lastGet = seq
     if (!sequential) return null
@@ -213,6 +210,13 @@ class CallLog extends EventEmitter {
     this._run = wrapNative(() => this._live().getRange(seq, end))
     this._run.start = seq
     return this._run
+  }
+
+  /** The current read-ahead run if it holds `seq` and the log is open, else null. */
+  _heldRun (seq) {
+    const run = this._run
+    if (!run || !this._core || this._closing) return null
+    return seq >= run.start && seq < run.start + run.ends.length ? run : null
   }
 
   /** All entries in [start, end) as an array. Prefer `entries()` for long logs. */
