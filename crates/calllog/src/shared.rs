@@ -93,14 +93,7 @@ impl SharedCore {
     /// Append on the calling thread, now: for a caller that knows nothing is queued for the writer (so order
     /// holds) and prefers one durable commit without thread hops to waiting for the writer.
     pub fn append_now(&self, blocks: &[&[u8]]) -> Result<u64> {
-        let mut guard = lock(&self.inner.core);
-        let core = guard.as_mut().ok_or_else(|| err::closed("call log is closed"))?;
-        let start = core.length();
-        let r = catch_unwind(AssertUnwindSafe(|| core.append_batch(blocks)))
-            .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))));
-        self.inner.byte_length.store(core.byte_length(), Ordering::Release);
-        self.inner.length.store(core.length(), Ordering::Release);
-        r.map(|_| start)
+        append_locked(&self.inner, blocks)
     }
 
     /// Run `f` on the core under its lock. Errors with `Closed` after `close`.
@@ -162,22 +155,8 @@ fn write_loop(inner: &Inner, rx: mpsc::Receiver<Job>) {
 
 /// Append every job's blocks as one batch and answer each job with its first index.
 fn commit(inner: &Inner, jobs: Vec<Job>) {
-    let result = {
-        let mut guard = lock(&inner.core);
-        match guard.as_mut() {
-            None => Err(err::closed("call log is closed")),
-            Some(core) => {
-                let start = core.length();
-                let blocks: Vec<&[u8]> = jobs.iter().flat_map(|j| j.blocks.iter().map(Vec::as_slice)).collect();
-                let r = catch_unwind(AssertUnwindSafe(|| core.append_batch(&blocks)))
-                    .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))))
-                    .map(|_| start);
-                inner.byte_length.store(core.byte_length(), Ordering::Release);
-                inner.length.store(core.length(), Ordering::Release);
-                r
-            }
-        }
-    };
+    let blocks: Vec<&[u8]> = jobs.iter().flat_map(|j| j.blocks.iter().map(Vec::as_slice)).collect();
+    let result = append_locked(inner, &blocks);
     let mut next = result.clone();
     for job in jobs {
         let n = job.blocks.len() as u64;
@@ -186,6 +165,19 @@ fn commit(inner: &Inner, jobs: Vec<Job>) {
             *i += n;
         }
     }
+}
+
+/// One ledger batch under the core's lock (a panic becomes an error); publishes the new counters. Returns the first
+/// block's index.
+fn append_locked(inner: &Inner, blocks: &[&[u8]]) -> Result<u64> {
+    let mut guard = lock(&inner.core);
+    let core = guard.as_mut().ok_or_else(|| err::closed("call log is closed"))?;
+    let start = core.length();
+    let r = catch_unwind(AssertUnwindSafe(|| core.append_batch(blocks)))
+        .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))));
+    inner.byte_length.store(core.byte_length(), Ordering::Release);
+    inner.length.store(core.length(), Ordering::Release);
+    r.map(|_| start)
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
