@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use libvms_calllog::SharedCore;
-use libvms_ledger::{Core, Storage};
+use libvms_ledger::{Core, Storage, LAZY_FLUSH_INTERVAL};
 use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint32Array};
 use napi::Env;
 use napi_derive::napi;
@@ -17,9 +17,6 @@ pub struct BlockRun {
     pub ends: Uint32Array,
 }
 
-/// Batches between header flushes of a call log (the oplog's 64 KiB limit usually comes first).
-const CALL_LOG_FLUSH_INTERVAL: u32 = 1024;
-
 #[napi]
 pub struct NativeLog {
     pub(crate) core: SharedCore,
@@ -31,9 +28,8 @@ pub struct NativeLog {
 
 impl NativeLog {
     fn wrap(mut core: Core) -> NativeLog {
-        // A call log appends small batches all day: flush the header (tree, bitfield, header syncs and an oplog
-        // truncation) when the oplog is full rather than every 4th batch as JS does. Each batch is still durable.
-        core.set_flush_interval(CALL_LOG_FLUSH_INTERVAL);
+        // Flush the header when the oplog is full rather than every 4th batch as JS does; each batch is durable.
+        core.set_flush_interval(LAZY_FLUSH_INTERVAL);
         let key = core.key();
         let discovery_key = core.discovery_key();
         NativeLog { core: SharedCore::new(core), key, discovery_key, fetch: None }

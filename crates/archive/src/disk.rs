@@ -11,9 +11,6 @@ use crate::corestore::{self, DB_CORE_NAME, DEFAULT_NAMESPACE};
 use crate::drive::Drive;
 use crate::store::BlockStore;
 
-/// Batches between header flushes of an archive's logs (the oplog's 64 KiB limit usually comes first).
-const FLUSH_INTERVAL: u32 = 1024;
-
 /// A ledger core as the archive's block log. Clones share the core (a checkout holds one); `close` ends it for all.
 #[derive(Clone)]
 pub struct LedgerStore {
@@ -28,7 +25,7 @@ impl LedgerStore {
     pub fn new(mut core: Core) -> LedgerStore {
         // Flush the header when the oplog is full rather than every 4th batch (as JS does): each write is durable
         // either way, and a small write then costs no tree/bitfield/header syncs and no oplog truncation.
-        core.set_flush_interval(FLUSH_INTERVAL);
+        core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
         let read_only = !core.writable();
         LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only }
     }

@@ -218,7 +218,7 @@ mod tests {
     async fn inline_and_queued_appends_interleave_in_order_and_survive_a_reopen_with_a_long_flush_interval() {
         let dir = tempfile::tempdir().unwrap();
         let mut core = Core::create(Storage::Disk(dir.path().to_path_buf())).unwrap();
-        core.set_flush_interval(1024);
+        core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
         let log = SharedCore::new(core);
         for i in 0..50u64 {
             let block = i.to_le_bytes().to_vec();

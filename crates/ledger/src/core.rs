@@ -102,6 +102,10 @@ impl Files {
 /// JS hypercore flushes its header every 4th batch; our files match its bytes at that cadence.
 const JS_FLUSH_INTERVAL: u32 = 4;
 
+/// For logs that append small batches all day (call logs, archives): a header flush (tree, bitfield and header
+/// syncs and an oplog truncation) then happens when the oplog's 64 KiB fill up, which nearly always comes first.
+pub const LAZY_FLUSH_INTERVAL: u32 = 1024;
+
 fn verification_failed(index: u64, what: impl Into<String>) -> Error {
     err::verification(what).at(index)
 }

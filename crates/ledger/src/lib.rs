@@ -15,7 +15,7 @@ mod range;
 mod storage;
 mod tree;
 
-pub use crate::core::{Core, VerifiedProof};
+pub use crate::core::{Core, VerifiedProof, LAZY_FLUSH_INTERVAL};
 pub use crate::range::BlockRun;
 pub use crate::crypto::{KeyPair, Manifest, Prologue, SignerInfo};
 pub use crate::proof::{
