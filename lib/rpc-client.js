@@ -5,7 +5,7 @@ const { EventEmitter } = require('node:events')
 
 const native = require('./native')
 const { addPeer } = require('./peers')
-const { wrapNative, BadArgumentError, ClosedError } = require('./errors')
+const { wrapNative, fromNative, BadArgumentError, ClosedError } = require('./errors')
 
 const DEFAULT_TIMEOUT = 5e3
 
@@ -18,6 +18,8 @@ class RPCClient extends EventEmitter {
     this._timeout = (opts && opts.timeout) || DEFAULT_TIMEOUT
     this._conn = null
     this._connecting = false
+    this._calls = null // token -> {resolve, reject}: the connection's calls awaiting their reply
+    this._nextToken = 0
   }
 
   /**
@@ -30,10 +32,12 @@ class RPCClient extends EventEmitter {
     this._connecting = true
     try {
       const user = opts && opts.user != null ? String(opts.user) : null
-      const conn = await wrapNative(() => native.rpcOpen(url, user, this._timeout))
+      const calls = new Map()
+      const conn = await wrapNative(() => native.rpcOpen(url, user, this._timeout, () => settle(conn, calls)))
       this._conn = conn
+      this._calls = calls
       this.url = url
-      this._watch(conn)
+      this._watch(conn, calls)
       this.emit('open')
       const reply = await wrapNative(() => conn.handshake())
       if (!reply.ok) {
@@ -57,12 +61,16 @@ class RPCClient extends EventEmitter {
   }
 
   /** Call `method` with the array `args`. Rejects with the wire error object, or a TimeoutError / ClosedError. */
-  async call (method, args = []) {
-    const conn = this._conn
-    if (!conn) throw new ClosedError('RPC client is not connected')
-    const reply = await wrapNative(() => conn.call(String(method), JSON.stringify(args), this._timeout))
-    if (!reply.ok) throw JSON.parse(reply.json)
-    return reply.json == null ? undefined : JSON.parse(reply.json)
+  call (method, args = []) {
+    const { _conn: conn, _calls: calls } = this
+    if (!conn) return Promise.reject(new ClosedError('RPC client is not connected'))
+    return new Promise((resolve, reject) => {
+      const token = this._nextToken
+      this._nextToken = (token + 1) >>> 0
+      // Sent now (so calls go out in the order they were made); the reply arrives through settle().
+      wrapNative(() => conn.call(token, String(method), JSON.stringify(args), this._timeout))
+      calls.set(token, { resolve, reject })
+    })
   }
 
   /** Close the connection; resolves once it is closed. Later calls reject with ClosedError. Idempotent. */
@@ -72,13 +80,29 @@ class RPCClient extends EventEmitter {
     if (conn) await wrapNative(() => conn.close())
   }
 
-  _watch (conn) {
+  _watch (conn, calls) {
     // Pending while the socket is open (that keeps Node alive, as a ws socket does); then 'error'? and 'close'.
     conn.closed().then((info) => {
       if (this._conn === conn) this._conn = null
+      // Every reply is queued by now; a call made as the connection went down may still be waiting.
+      settle(conn, calls)
+      for (const p of calls.values()) p.reject(new ClosedError('the connection closed before the reply'))
+      calls.clear()
       if (info.error && this.listenerCount('error') > 0) this.emit('error', new ClosedError(info.error))
       this.emit('close', info.code ?? 1006, info.reason)
     }, () => {})
+  }
+}
+
+/** Settle the calls whose replies have arrived (native calls back when some are waiting). */
+function settle (conn, calls) {
+  for (const r of conn.takeReplies()) {
+    const p = calls.get(r.token)
+    if (!p) continue
+    calls.delete(r.token)
+    if (r.error != null) p.reject(fromNative(new Error(r.error)))
+    else if (!r.ok) p.reject(JSON.parse(r.json))
+    else p.resolve(r.json == null ? undefined : JSON.parse(r.json))
   }
 }
 

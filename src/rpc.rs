@@ -2,17 +2,18 @@
 //!
 //! Values cross as JSON text: JavaScript's `JSON.stringify` is exactly what rpc-websockets put on the wire
 //! (`toJSON`, dropped `undefined` keys...), and Rust never has to look inside JavaScript objects or errors.
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libvms_errors::err;
 use libvms_rpc::{Backend, BoxFuture, Call, CallReply, ClientState, Outcome, RpcClient, RpcServer, ServerConfig};
-use napi::bindgen_prelude::{FnArgs, Promise, PromiseRaw};
+use napi::bindgen_prelude::{FnArgs, Promise};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::Status;
 use napi_derive::napi;
 use serde_json::{Map, Value};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::errors::{guard, js};
 
@@ -279,14 +280,70 @@ pub struct CloseEvent {
 #[napi]
 pub struct NativeRpcClient {
     client: Arc<RpcClient>,
+    replies: Arc<ReplyQueue>,
 }
 
-/// Open a WebSocket to `url` (as `user`, when given) without the handshake.
+/// Called (with no arguments) when replies are waiting: JavaScript then takes them all with `takeReplies()`.
+type WakeFn = ThreadsafeFunction<(), (), (), Status, false>;
+
+/// One finished call: `token` is the caller's name for it. `error` (a native error's `CODE: message` text) when
+/// the call failed here (timeout, closed connection); else the wire reply as in [`WireReply`].
+#[napi(object)]
+pub struct ClientReply {
+    pub token: u32,
+    pub ok: bool,
+    pub json: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Replies collected on tokio threads until JavaScript takes them: a burst of replies costs one wake-up of the
+/// JS thread, and no call needs a promise (and its thread-safe function) of its own across the boundary.
+struct ReplyQueue {
+    ready: Mutex<Vec<ClientReply>>,
+    /// Dropped (releasing Node) once the connection has ended and every call has been answered.
+    wake: Mutex<Option<WakeFn>>,
+    /// Calls whose reply has not been queued yet; `idle` is notified when it drops to 0.
+    outstanding: AtomicUsize,
+    idle: Notify,
+}
+
+impl ReplyQueue {
+    fn push(&self, reply: ClientReply) {
+        let first = {
+            let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+            ready.push(reply);
+            ready.len() == 1
+        };
+        if first {
+            if let Some(wake) = self.wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }
+    }
+
+    /// Once the connection has ended: wait until every call is answered (pending ones fail with Closed at once),
+    /// then drop `wake`, so a closed client never keeps Node alive.
+    async fn finish(&self) {
+        while self.outstanding.load(Ordering::Acquire) > 0 {
+            self.idle.notified().await;
+        }
+        self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+/// Open a WebSocket to `url` (as `user`, when given) without the handshake. `wake` is called when call replies
+/// are waiting (see `takeReplies`).
 #[napi]
-pub async fn rpc_open(url: String, user: Option<String>, timeout_ms: f64) -> napi::Result<NativeRpcClient> {
+pub async fn rpc_open(url: String, user: Option<String>, timeout_ms: f64, wake: WakeFn) -> napi::Result<NativeRpcClient> {
     let timeout = js(ms(timeout_ms, "timeout"))?;
-    let client = js(RpcClient::open(&url, user.as_deref(), timeout).await)?;
-    Ok(NativeRpcClient { client: Arc::new(client) })
+    let client = Arc::new(js(RpcClient::open(&url, user.as_deref(), timeout).await)?);
+    let replies = Arc::new(ReplyQueue {
+        ready: Mutex::new(Vec::new()),
+        wake: Mutex::new(Some(wake)),
+        outstanding: AtomicUsize::new(0),
+        idle: Notify::new(),
+    });
+    Ok(NativeRpcClient { client, replies })
 }
 
 #[napi]
@@ -297,22 +354,38 @@ impl NativeRpcClient {
     }
 
     /// Call `method` with `params_json` (a JSON array); `timeout_ms` 0 waits as long as the connection lives.
-    /// The request is sent before this returns, so calls reach the server in the order JavaScript made them.
-    #[napi(ts_return_type = "Promise<WireReply>")]
-    pub fn call<'env>(
-        &self,
-        env: &'env Env,
-        method: String,
-        params_json: String,
-        timeout_ms: f64,
-    ) -> napi::Result<PromiseRaw<'env, WireReply>> {
+    /// The request is sent before this returns, so calls reach the server in the order JavaScript made them; the
+    /// reply comes back through `takeReplies`, named by `token`.
+    #[napi]
+    pub fn call(&self, token: u32, method: String, params_json: String, timeout_ms: f64) -> napi::Result<()> {
         let params = match serde_json::from_str::<Value>(&params_json) {
             Ok(Value::Array(a)) => a,
             _ => return js(Err(err::bad_argument("params must be a JSON array"))),
         };
         let timeout = Some(js(ms(timeout_ms, "timeout"))?).filter(|t| !t.is_zero());
         let reply = self.client.start_call(&method, params, timeout);
-        env.spawn_future(async move { js(reply.await).map(wire_reply) })
+        let replies = self.replies.clone();
+        replies.outstanding.fetch_add(1, Ordering::AcqRel);
+        napi::bindgen_prelude::spawn(async move {
+            let reply = match reply.await {
+                Ok(r) => {
+                    let WireReply { ok, json } = wire_reply(r);
+                    ClientReply { token, ok, json, error: None }
+                }
+                Err(e) => ClientReply { token, ok: false, json: None, error: Some(crate::errors::to_js(e).reason) },
+            };
+            replies.push(reply);
+            if replies.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+                replies.idle.notify_one();
+            }
+        });
+        Ok(())
+    }
+
+    /// Every reply that has arrived since the last take, in arrival order.
+    #[napi]
+    pub fn take_replies(&self) -> Vec<ClientReply> {
+        std::mem::take(&mut *self.replies.ready.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The handshake result as JSON (`null` before it).
@@ -326,11 +399,12 @@ impl NativeRpcClient {
         matches!(self.client.state(), ClientState::Open)
     }
 
-    /// Resolves when the connection ends, for whatever reason. Pending while open: an open client keeps Node
-    /// running, as a `ws` socket does.
+    /// Resolves when the connection ends, for whatever reason, once every call's reply has been queued for
+    /// `takeReplies`. Pending while open: an open client keeps Node running, as a `ws` socket does.
     #[napi]
     pub async fn closed(&self) -> napi::Result<CloseEvent> {
         let info = self.client.closed().await;
+        self.replies.finish().await;
         Ok(CloseEvent { code: info.code.map(u32::from), reason: info.reason, error: info.error })
     }
 

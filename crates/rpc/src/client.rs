@@ -145,7 +145,10 @@ impl RpcClient {
             full.push_str("user=");
             full.extend(utf8_percent_encode(u, URI_COMPONENT));
         }
-        let cfg = WebSocketConfig::default().max_message_size(Some(256 << 20)).max_frame_size(Some(256 << 20));
+        let cfg = WebSocketConfig::default()
+            .read_buffer_size(crate::config::WS_READ_BUFFER)
+            .max_message_size(Some(256 << 20))
+            .max_frame_size(Some(256 << 20));
         let ws = match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_with_config(full, Some(cfg), true)).await {
             Err(_) => return Err(err::timeout(format!("connecting to {url} timed out"))),
             Ok(Err(WsError::Url(e))) => return Err(err::bad_argument(format!("bad URL {url:?}: {e}"))),

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// Bytes asked of the socket per read, on both ends. tungstenite zero-fills this much on every read attempt (its
+/// default, 128 KiB, made the memset the client's largest cost); JSON-RPC messages are small, and a big one reserves
+/// its whole length once its header is read.
+pub(crate) const WS_READ_BUFFER: usize = 8 * 1024;
+
 /// Server limits. `ServerConfig::default()` is what production uses; tests shrink the numbers.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

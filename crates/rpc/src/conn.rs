@@ -406,7 +406,7 @@ enum End {
 pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _live: LiveGuard, _task: TaskGuard) {
     let cfg = shared.config.clone();
     let ws_cfg = WebSocketConfig::default()
-        .read_buffer_size(32 * 1024)
+        .read_buffer_size(crate::config::WS_READ_BUFFER)
         .max_message_size(Some(cfg.max_message_bytes))
         .max_frame_size(Some(cfg.max_message_bytes));
 
