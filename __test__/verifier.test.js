@@ -184,3 +184,13 @@ test('fromCallLog refuses a mismatched files archive URL and a log that does not
   t.after(() => log.close())
   await assert.rejects(VM.fromCallLog(log, { filesArchiveUrl: 'dat://y' }), { name: 'BadArgumentError', message: 'Malformed call log' })
 })
+
+test('a method that changes its arguments: the log keeps them as they were passed, so a replay verifies', async (t) => {
+  const vm = await host(t, `
+    exports.grab = (list, opts) => { list.push('more'); opts.seen = true; return list.length }`)
+  assert.equal(await vm.executeCall({ methodName: 'grab', args: [['a'], {}] }), 2)
+  const entry = await vm.callLog.get(vm.callLog.length - 1)
+  assert.deepEqual(entry.call.args, [['a'], {}])
+  const replica = await replay(t, vm)
+  await Verifier.compareLogs(vm.callLog, replica.callLog)
+})

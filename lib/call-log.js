@@ -6,7 +6,7 @@ const fs = require('node:fs')
 
 const native = require('./native')
 const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutError, EncodingError } = require('./errors')
-const { encodeJSON } = require('./json')
+const { encodeJSON, toJSONText } = require('./json')
 const { resolvePeers } = require('./peers')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
@@ -26,7 +26,6 @@ class CallLog extends EventEmitter {
     this._closing = null
     this._waiters = new Set()
     this._batch = null
-    this._inFlight = 0 // batches handed to the writer thread and not yet durable
     this._run = null // the last read-ahead run of blocks (see _readAhead)
     this._lastGet = -2
   }
@@ -108,12 +107,16 @@ class CallLog extends EventEmitter {
    * are queued in call order, so a caller may go on before the returned promise (durability) settles.
    */
   enqueue (obj) {
-    const block = encodeJSON(obj, 'call log entry')
+    return this._enqueueBlock(encodeJSON(obj, 'call log entry'))
+  }
+
+  /** Queue one encoded entry for the turn's commit; resolves with its index once durable. */
+  _enqueueBlock (block) {
     this._live()
     let batch = this._batch
     if (!batch) {
       batch = this._batch = { blocks: [], bytes: 0, sent: deferred(), done: false }
-      setImmediate(() => this._send(batch))
+      turn.add(this)
     }
     const k = batch.blocks.push(block) - 1
     batch.bytes += block.length
@@ -126,15 +129,18 @@ class CallLog extends EventEmitter {
     })
   }
 
-  /** Hand a batch of queued entries to the ledger's group commit (once). */
-  _send (batch) {
+  /**
+   * Hand a batch of queued entries to the ledger's group commit (once). `inline`: the only entry appended in this
+   * process in this turn, with no other commit under way anywhere.
+   */
+  _send (batch, inline = false) {
     if (this._batch === batch) this._batch = null
     if (batch.done) return
     batch.done = true
-    if (this._inFlight === 0 && batch.blocks.length === 1) {
-      // A lone entry and nothing queued in the writer: commit here, at once (no thread hops: the lowest latency
-      // for a lone caller). Several entries in one turn mean concurrent callers: they go to the writer thread,
-      // whose group commit keeps the event loop free while the disk syncs.
+    if (inline && batch.blocks.length === 1) {
+      // A lone entry: commit here, at once (no thread hops: the lowest latency for a lone caller). Concurrent
+      // callers, of this log or of others, go to the writer threads, whose group commits keep the event loop free
+      // while the disks sync (an inline sync would hold up every other log behind it).
       try {
         batch.sent.resolve(wrapNative(() => this._live().appendNow(batch.blocks)))
       } catch (e) {
@@ -148,8 +154,8 @@ class CallLog extends EventEmitter {
     } catch (e) {
       appended = Promise.reject(e)
     }
-    this._inFlight++
-    const done = () => { this._inFlight-- }
+    turn.inFlight++
+    const done = () => { turn.inFlight-- }
     appended.then(done, done)
     appended.then(batch.sent.resolve, batch.sent.reject)
   }
@@ -163,12 +169,26 @@ class CallLog extends EventEmitter {
    * `err` is the thrown error's name (falling back to its message). Extra fields (future: caller signature) are kept.
    */
   appendCall (call) {
-    return this.append(callEntry(call))
+    try {
+      return this.enqueueCall(call)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** `appendCall` with `enqueue`'s contract: encoding errors throw synchronously. */
   enqueueCall (call) {
-    return this.enqueue(callEntry(call))
+    const c = call || {}
+    const args = toJSONText(c.args, 'call arguments')
+    return this.enqueueCallJSON(c, args, toJSONText(c.res, 'call result'))
+  }
+
+  /**
+   * `enqueueCall` with the arguments and the result given as JSON text (`argsJSON`, `resJSON`; undefined: no
+   * result), which the entry holds as they are: a VM encodes them once, for the log and for its caller.
+   */
+  enqueueCallJSON (call, argsJSON, resJSON) {
+    return this._enqueueBlock(Buffer.from(callEntryJSON(call, argsJSON, resJSON)))
   }
 
   /** Read entry `seq`, verified against the signed tree. `valueEncoding`: 'json' (default), 'utf-8', 'binary'. */
@@ -291,6 +311,25 @@ class CallLog extends EventEmitter {
   }
 }
 
+/**
+ * The logs with entries queued in this turn of the event loop, sent together once the turn ends; and how many
+ * batches, across every log of the process, the writer threads are committing.
+ */
+const turn = {
+  logs: new Set(),
+  inFlight: 0,
+  add (log) {
+    if (this.logs.size === 0) setImmediate(() => this.flush())
+    this.logs.add(log)
+  },
+  flush () {
+    const logs = [...this.logs]
+    this.logs.clear()
+    const inline = logs.length === 1 && this.inFlight === 0
+    for (const log of logs) if (log._batch) log._send(log._batch, inline)
+  }
+}
+
 function deferred () {
   let resolve, reject
   const promise = new Promise((res, rej) => { resolve = res; reject = rej })
@@ -299,16 +338,34 @@ function deferred () {
 
 const CALL_FIELDS = new Set(['userId', 'methodName', 'args', 'res', 'err', 'filesVersion'])
 
-// Written out field by field: this runs once per call, and spreads cost more than the rest of it.
-function callEntry (c = {}) {
-  const call = { methodName: c.methodName, args: c.args }
-  if (c.userId !== undefined) call.userId = c.userId
-  const result = { filesVersion: c.filesVersion }
-  if (c.res !== undefined) result.res = c.res
-  if (c.err !== undefined && c.err !== null) result.err = errorName(c.err)
-  const entry = { type: 'call', call, result }
-  for (const k in c) if (!CALL_FIELDS.has(k)) entry[k] = c[k]
-  return entry
+/**
+ * The text of `{type:'call', call:{methodName, args, userId?}, result:{filesVersion, res?, err?}, ...extra}`, as
+ * JSON.stringify of that object would write it (members without JSON text left out), with args and res given as
+ * JSON text. Written out by hand: this runs once per call.
+ */
+function callEntryJSON (c, argsJSON, resJSON) {
+  const call = [member('methodName', c.methodName), raw('args', argsJSON), member('userId', c.userId)]
+  const err = c.err === undefined || c.err === null ? undefined : errorName(c.err)
+  const result = [member('filesVersion', c.filesVersion), raw('res', resJSON), member('err', err)]
+  let text = '{"type":"call","call":{' + joined(call) + '},"result":{' + joined(result) + '}'
+  for (const k in c) {
+    const extra = CALL_FIELDS.has(k) ? '' : member(k, c[k])
+    if (extra !== '') text += ',' + extra
+  }
+  return text + '}'
+}
+
+/** `"key":json`, or '' when the value has no JSON text (JSON.stringify leaves such members out). */
+function member (key, value) {
+  return raw(key, toJSONText(value, key))
+}
+
+function raw (key, json) {
+  return json === undefined ? '' : JSON.stringify(key) + ':' + json
+}
+
+function joined (members) {
+  return members.filter((m) => m !== '').join(',')
 }
 
 function errorName (err) {

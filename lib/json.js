@@ -1,16 +1,23 @@
 'use strict'
 const { EncodingError } = require('./errors')
 
-/** JSON bytes of a value, or an EncodingError that says why it cannot be represented (BigInt, cycles, functions). */
-function encodeJSON (value, what = 'value') {
-  let text
+/**
+ * JSON text of a value (`undefined` where JSON.stringify gives none: undefined, functions, symbols), or an
+ * EncodingError that says why it cannot be represented (BigInt, cycles, a throwing toJSON).
+ */
+function toJSONText (value, what = 'value') {
   try {
-    text = JSON.stringify(value)
+    return JSON.stringify(value)
   } catch (e) {
     throw new EncodingError(`${what} is not JSON-serialisable: ${e.message}`)
   }
+}
+
+/** JSON bytes of a value; one that has no JSON text at all is an EncodingError too. */
+function encodeJSON (value, what = 'value') {
+  const text = toJSONText(value, what)
   if (text === undefined) throw new EncodingError(`${what} is not JSON-serialisable (${typeof value})`)
   return Buffer.from(text)
 }
 
-module.exports = { encodeJSON }
+module.exports = { toJSONText, encodeJSON }

@@ -10,8 +10,8 @@ const CallLog = require('./call-log')
 const DatArchive = require('./dat-archive')
 const SerialQueue = require('./serial-queue')
 const { evaluate } = require('./sandbox')
-const { encodeJSON } = require('./json')
-const { BadArgumentError, ClosedError, EncodingError } = require('./errors')
+const { toJSONText } = require('./json')
+const { BadArgumentError, ClosedError } = require('./errors')
 
 const CALL_LOG_DIR = 'call-log'
 const FILES_DIR = 'files'
@@ -67,13 +67,23 @@ class VM extends EventEmitter {
   }
 
   /** Run one exported function as a logged call. Calls run strictly one at a time, in the order they arrive. */
-  async executeCall ({ methodName, args = [], userId } = {}) {
-    const outcome = await this._queue.push(() => this._execute(methodName, args, userId))
+  async executeCall (call) {
+    const outcome = await this._run(call)
+    if (outcome.threw) throw outcome.value
+    return outcome.value
+  }
+
+  /**
+   * `executeCall`, resolving with the outcome instead: `{threw, value, resJSON}`, `resJSON` the result as logged
+   * (undefined when there is none), so the RPC server need not encode it again. `argsParsed`: `args` come fresh
+   * from JSON.parse and nothing else holds them (an RPC call), so the method may have them as they are.
+   */
+  async _run ({ methodName, args = [], userId } = {}, argsParsed = false) {
+    const outcome = await this._queue.push(() => this._execute(methodName, args, userId, argsParsed))
     // The next call may start while this entry is being made durable (so concurrent calls share a group commit),
     // but this caller hears the outcome only once its entry is in the log.
     await outcome.durable
-    if (outcome.threw) throw outcome.value
-    return outcome.value
+    return outcome
   }
 
   /** Close the archive and the log (after the running call). Idempotent. */
@@ -165,12 +175,13 @@ class VM extends EventEmitter {
     this._system = System
   }
 
-  async _execute (methodName, args, userId) {
+  async _execute (methodName, args, userId, argsParsed = false) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
-    // The method sees exactly what a replay will see: the arguments as the log stores them. (A replay's arguments
-    // come from the log, so they already are.)
-    const logged = this._replaying ? args : JSON.parse(encodeJSON(args, 'call arguments').toString())
+    // The log keeps the arguments as they were passed (the method may change them), and the method sees exactly
+    // what a replay will see: that text parsed. Arguments fresh from JSON.parse (RPC, a replay's) already are.
+    const argsJSON = toJSONText(args, 'call arguments')
+    const callArgs = argsParsed || this._replaying ? args : JSON.parse(argsJSON)
     this._system.caller.id = userId
     let res
     let err
@@ -178,28 +189,25 @@ class VM extends EventEmitter {
     try {
       const fn = Object.hasOwn(this.exports, methodName) ? this.exports[methodName] : undefined
       if (typeof fn !== 'function') throw new TypeError(`${methodName} is not a function`)
-      res = fn.apply(this.exports, logged)
+      res = fn.apply(this.exports, callArgs)
       if (res && typeof res.then === 'function') res = await res
     } catch (e) {
       threw = true
       err = e
     }
-    const entry = { userId, methodName, args: logged, filesVersion: this.filesArchive.version, res: undefined, err: undefined }
-    if (threw) entry.err = err == null ? String(err) : err
-    else entry.res = res
-    let durable
+    const entry = { userId, methodName, filesVersion: this.filesArchive.version, err: undefined }
+    let resJSON
     try {
-      durable = this.callLog.enqueueCall(entry)
+      if (threw) entry.err = err == null ? String(err) : err
+      else resJSON = toJSONText(res, 'call result')
     } catch (e) {
-      if (threw || !(e instanceof EncodingError)) throw e
       // The result cannot be logged: the caller gets the encoding error, and so does the log (faithfully).
       threw = true
       err = e
-      entry.res = undefined
       entry.err = e
-      durable = this.callLog.enqueueCall(entry)
     }
-    return { durable, threw, value: threw ? err : res }
+    const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
+    return { durable, threw, value: threw ? err : res, resJSON }
   }
 
   async _close () {
