@@ -137,6 +137,24 @@ test('several clients at once, ours and the original, on one VM', async (t) => {
   assert.equal((await loggedCalls(vm)).length, 12)
 })
 
+test('a reply leaves only once its call is durably in the log', async (t) => {
+  const { vm, url } = await serve(t)
+  const clients = []
+  for (let i = 0; i < 8; i++) clients.push(await ours(t, url, { user: 'u' + i }))
+  const base = vm.callLog.length
+  let replies = 0
+  // 8 clients x 25 calls, many sharing a commit: whenever a reply arrives, its entry (and every one before it in
+  // the log) is already committed, so the log is at least as long as the replies received.
+  await Promise.all(clients.map(async (c, i) => {
+    for (let k = 0; k < 25; k++) {
+      assert.equal(await c.add(i, k), i + k)
+      replies++
+      assert.ok(vm.callLog.length >= base + replies, `reply ${replies} came before its entry was durable`)
+    }
+  }))
+  assert.equal(vm.callLog.length, base + 200)
+})
+
 test('calls do not race: each runs to the end before the next starts, in arrival order', async (t) => {
   const { vm, url } = await serve(t)
   const c = await ours(t, url)

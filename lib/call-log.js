@@ -26,6 +26,8 @@ class CallLog extends EventEmitter {
     this._closing = null
     this._waiters = new Set()
     this._batch = null
+    this._unsettled = 0 // entries queued and not yet durable (or failed)
+    this._tail = 0 // while _unsettled > 0: the length once they are all durable
     this._run = null // the last read-ahead run of blocks (see _readAhead)
     this._lastGet = -2
   }
@@ -92,6 +94,8 @@ class CallLog extends EventEmitter {
   get byteLength () { return this._core ? this._core.byteLength : 0 }
   get writable () { return this._core ? this._core.writable : false }
   get closed () { return this._core === null }
+  /** The length the log will have once every entry queued so far is durable. */
+  get queuedLength () { return this._unsettled > 0 ? this._tail : this.length }
 
   /** Append one entry (any JSON value); resolves with its index once it is durable. */
   append (obj) {
@@ -112,12 +116,17 @@ class CallLog extends EventEmitter {
 
   /** Queue one encoded entry for the turn's commit; resolves with its index once durable. */
   _enqueueBlock (block) {
-    this._live()
+    const core = this._live()
     let batch = this._batch
     if (!batch) {
       batch = this._batch = { blocks: [], bytes: 0, sent: deferred(), done: false }
       turn.add(this)
+      const settled = () => { this._unsettled -= batch.blocks.length }
+      batch.sent.promise.then(settled, settled)
     }
+    if (this._unsettled === 0) this._tail = core.length
+    this._unsettled++
+    this._tail++
     const k = batch.blocks.push(block) - 1
     batch.bytes += block.length
     if (batch.blocks.length >= MAX_BATCH_ENTRIES || batch.bytes >= MAX_BATCH_BYTES) this._send(batch)

@@ -46,7 +46,10 @@ class RPCServer {
       // Both are open (the VM is deployed), so adding them does not wait on anything.
       for (const source of [vm.callLog, vm.filesArchive]) host.add(source).catch((e) => debug(`not replicating ${path}: ${e.message}`))
     }
-    wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm)))
+    const reply = (ticket, outcomes, durableAt) => this._native.reply(ticket, outcomes, durableAt)
+    // A VM's replies wait in Rust for their log entries to be durable; anything else replies when it is done.
+    const log = typeof vm._start === 'function' ? vm.callLog._core : undefined
+    wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm, reply), log))
   }
 
   /** Stop serving `path`: its connections close; calls already queued still run. Returns whether it was mounted. */
@@ -99,40 +102,50 @@ function exportedMethods (exports) {
 
 /**
  * The function Rust calls with the calls queued at a mount (`[[methodName, paramsJson, userId], ...]`, in arrival
- * order). Each is handed to the VM's serial queue at once, so calls that arrive together share one log commit. It
- * never rejects: every ending is reported as a tagged value, one per call.
+ * order). Each is handed to the VM's serial queue at once, so calls that arrive together share one log commit. Once
+ * all have run, `reply(ticket, outcomes, durableAt)` gives Rust every ending, as JSON text: `["v", result]`, `["u"]`
+ * (undefined), `["t", name, message]` (an Error) or `["x", value]` (anything else thrown); Rust sends them once the
+ * log holds `durableAt` entries.
  */
-function backend (vm) {
-  return (callsJson) => Promise.all(JSON.parse(callsJson).map(([methodName, paramsJson, userId]) => {
-    let running
-    try {
-      running = run(vm, { methodName, args: JSON.parse(paramsJson), userId }, paramsJson)
-    } catch (e) {
-      return thrown(e)
-    }
-    return running.then(({ threw, value, resJSON }) => {
-      if (threw) return thrown(value)
-      // What rpc-websockets did: JSON.stringify of the reply, so `undefined` (and functions) drop the key.
-      return resJSON === undefined ? { kind: 'undefined' } : { kind: 'value', json: resJSON }
-    }).catch(thrown)
-  }))
+function backend (vm, reply) {
+  return (ticket, callsJson) => {
+    let durableAt = 0
+    const endings = JSON.parse(callsJson).map(([methodName, paramsJson, userId]) => {
+      let running
+      try {
+        running = start(vm, { methodName, args: JSON.parse(paramsJson), userId }, paramsJson)
+      } catch (e) {
+        return thrown(e)
+      }
+      return running.then((outcome) => {
+        durableAt = Math.max(durableAt, outcome.durableAt)
+        // A failed commit reaches the caller through Rust's wait for durableAt.
+        outcome.durable.catch(() => {})
+        if (outcome.threw) return thrown(outcome.value)
+        // What rpc-websockets did: JSON.stringify of the reply, so `undefined` (and functions) drop the key.
+        return outcome.resJSON === undefined ? '["u"]' : '["v",' + outcome.resJSON + ']'
+      }).catch(thrown)
+    })
+    Promise.all(endings).then((list) => reply(ticket, '[' + list.join(',') + ']', durableAt))
+  }
 }
 
-/** Run a call on a VM (or on anything mounted that has `executeCall`); resolves with its outcome. */
-function run (vm, call, paramsJson) {
+/** Start a call on a VM, or run it on anything else mounted that has `executeCall` (then durable when done). */
+function start (vm, call, paramsJson) {
   // Parsed args are the VM's own, unless they hold a -0: JSON writes it as 0, so the method must see the 0.
-  if (typeof vm._run === 'function') return vm._run(call, !paramsJson.includes('-0'))
-  return vm.executeCall(call).then((value) => ({ threw: false, value, resJSON: JSON.stringify(value) }), (value) => ({ threw: true, value }))
+  if (typeof vm._start === 'function') return vm._start(call, !paramsJson.includes('-0'))
+  const done = { durable: Promise.resolve(), durableAt: 0 }
+  return vm.executeCall(call).then(
+    (value) => ({ ...done, threw: false, value, resJSON: JSON.stringify(value) }),
+    (value) => ({ ...done, threw: true, value }))
 }
 
 function thrown (e) {
   // Script errors come from another realm (node:vm), so `instanceof Error` alone would miss them.
-  if (e instanceof Error || types.isNativeError(e)) {
-    return { kind: 'thrown', name: String(e.name), message: String(e.message) }
-  }
+  if (e instanceof Error || types.isNativeError(e)) return JSON.stringify(['t', String(e.name), String(e.message)])
   let json
   try { json = JSON.stringify(e) } catch (_) {}
-  return { kind: 'thrownValue', json: json === undefined ? 'null' : json }
+  return '["x",' + (json === undefined ? 'null' : json) + ']'
 }
 
 module.exports = RPCServer

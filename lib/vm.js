@@ -68,22 +68,22 @@ class VM extends EventEmitter {
 
   /** Run one exported function as a logged call. Calls run strictly one at a time, in the order they arrive. */
   async executeCall (call) {
-    const outcome = await this._run(call)
+    const outcome = await this._start(call)
+    // The next call may start while this entry is being made durable (so concurrent calls share a group commit),
+    // but this caller hears the outcome only once its entry is in the log.
+    await outcome.durable
     if (outcome.threw) throw outcome.value
     return outcome.value
   }
 
   /**
-   * `executeCall`, resolving with the outcome instead: `{threw, value, resJSON}`, `resJSON` the result as logged
-   * (undefined when there is none), so the RPC server need not encode it again. `argsParsed`: `args` come fresh
-   * from JSON.parse and nothing else holds them (an RPC call), so the method may have them as they are.
+   * Queue a call; resolves once it has run, before its entry is durable, with `{threw, value, resJSON, durable,
+   * durableAt}`: `resJSON` the result as logged (undefined when there is none), `durable` a promise, `durableAt`
+   * the log length that holds the entry. `argsParsed`: `args` come fresh from JSON.parse and nothing else holds
+   * them (an RPC call), so the method may have them as they are.
    */
-  async _run ({ methodName, args = [], userId } = {}, argsParsed = false) {
-    const outcome = await this._queue.push(() => this._execute(methodName, args, userId, argsParsed))
-    // The next call may start while this entry is being made durable (so concurrent calls share a group commit),
-    // but this caller hears the outcome only once its entry is in the log.
-    await outcome.durable
-    return outcome
+  _start ({ methodName, args = [], userId } = {}, argsParsed = false) {
+    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed))
   }
 
   /** Close the archive and the log (after the running call). Idempotent. */
@@ -207,7 +207,7 @@ class VM extends EventEmitter {
       entry.err = e
     }
     const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
-    return { durable, threw, value: threw ? err : res, resJSON }
+    return { durable, durableAt: this.callLog.queuedLength, threw, value: threw ? err : res, resJSON }
   }
 
   async _close () {

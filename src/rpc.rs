@@ -2,58 +2,80 @@
 //!
 //! Values cross as JSON text: JavaScript's `JSON.stringify` is exactly what rpc-websockets put on the wire
 //! (`toJSON`, dropped `undefined` keys...), and Rust never has to look inside JavaScript objects or errors.
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use libvms_calllog::SharedCore;
 use libvms_errors::err;
 use libvms_rpc::{Backend, BoxFuture, Call, CallReply, ClientState, Outcome, RpcClient, RpcServer, ServerConfig};
-use napi::bindgen_prelude::{FnArgs, Promise};
+use napi::bindgen_prelude::FnArgs;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 use serde_json::{Map, Value};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
+use crate::call_log::NativeLog;
 use crate::errors::{guard, js};
 
-/// How a call ended, as the JavaScript backend function reports it (it catches everything itself).
-#[napi(object)]
-pub struct CallOutcome {
-    /// `"value"` (with `json`), `"undefined"`, `"thrown"` (an Error: `name`, `message`) or `"thrownValue"`
-    /// (anything else thrown, as `json`).
-    pub kind: String,
-    pub json: Option<String>,
-    pub name: Option<String>,
-    pub message: Option<String>,
+/// `(ticket, callsJson) => void`, where callsJson is `[[methodName, paramsJson, userId], ...]`: every call queued at
+/// the moment, handed over in order. JavaScript answers with `reply(ticket, outcomesJson)` once every call has
+/// ended (no promise crosses the boundary). Weak: a mounted VM alone never keeps Node alive (a listening server
+/// does, through `untilClosed`), and it is released when the mount's last call is done.
+type CallFn = ThreadsafeFunction<FnArgs<(u32, String)>, (), FnArgs<(u32, String)>, Status, false, true>;
+
+/// Hand-offs waiting for JavaScript's `reply`, by ticket; shared by every mount of one server.
+#[derive(Default)]
+struct Tickets {
+    next: AtomicU32,
+    waiting: Mutex<HashMap<u32, oneshot::Sender<Replied>>>,
 }
 
-/// `(callsJson) => Promise<CallOutcome[]>`, where callsJson is `[[methodName, paramsJson, userId], ...]`: every call
-/// queued at the moment, handed over in order. Weak: a mounted VM alone never keeps Node alive (a listening server
-/// does, through `untilClosed`), and it is released when the mount's last call is done.
-type CallFn = ThreadsafeFunction<FnArgs<(String,)>, Promise<Vec<CallOutcome>>, FnArgs<(String,)>, Status, false, true>;
+/// JavaScript's answer to one hand-off: the outcomes, and the log length that makes their entries durable.
+struct Replied {
+    outcomes: String,
+    durable_at: u64,
+}
+
+impl Tickets {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u32, oneshot::Sender<Replied>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn issue(&self) -> (u32, oneshot::Receiver<Replied>) {
+        let (tx, rx) = oneshot::channel();
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        self.waiting().insert(ticket, tx);
+        (ticket, rx)
+    }
+}
 
 struct JsBackend {
     methods: Vec<String>,
     info: Map<String, Value>,
     call: Arc<CallFn>,
+    tickets: Arc<Tickets>,
+    /// The VM's call log: replies wait here until their entries are durable, without a trip through JavaScript.
+    log: Option<SharedCore>,
 }
 
 fn internal(message: String) -> Outcome {
     Outcome::Thrown { name: "Error".into(), message }
 }
 
-fn to_outcome(o: CallOutcome) -> Outcome {
-    let parse = |j: Option<String>| j.as_deref().map(serde_json::from_str::<Value>);
-    match o.kind.as_str() {
-        "undefined" => Outcome::Undefined,
-        "value" => match parse(o.json) {
-            Some(Ok(v)) => Outcome::Value(v),
-            _ => Outcome::Undefined,
-        },
-        "thrown" => Outcome::Thrown { name: o.name.unwrap_or_default(), message: o.message.unwrap_or_default() },
-        "thrownValue" => Outcome::ThrownValue(parse(o.json).and_then(Result::ok).unwrap_or(Value::Null)),
-        other => internal(format!("Internal error: bad outcome kind {other:?}")),
+/// One call's ending as JavaScript reports it: `["v", result]`, `["u"]` (undefined), `["t", name, message]` (an
+/// Error thrown) or `["x", value]` (anything else thrown).
+fn to_outcome(o: Value) -> Outcome {
+    let Value::Array(mut a) = o else { return internal("Internal error: bad outcome".into()) };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
+    match a.first().and_then(Value::as_str) {
+        Some("v") if a.len() == 2 => Outcome::Value(a.swap_remove(1)),
+        Some("u") => Outcome::Undefined,
+        Some("t") => Outcome::Thrown { name: text(a.get(1)), message: text(a.get(2)) },
+        Some("x") if a.len() == 2 => Outcome::ThrownValue(a.swap_remove(1)),
+        _ => internal("Internal error: bad outcome".into()),
     }
 }
 
@@ -83,27 +105,28 @@ impl Backend for JsBackend {
                 Value::Array(vec![Value::String(c.method), Value::String(params), Value::String(c.user_id)])
             })
             .collect();
-        let args = FnArgs::from((Value::Array(batch).to_string(),));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let status = self.call.call_with_return_value(args, ThreadsafeFunctionCallMode::NonBlocking, move |ret, _| {
-            let _ = tx.send(ret);
-            Ok(())
-        });
+        let (ticket, rx) = self.tickets.issue();
+        let args = FnArgs::from((ticket, Value::Array(batch).to_string()));
+        let status = self.call.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        let log = self.log.clone();
+        if status != Status::Ok {
+            self.tickets.waiting().remove(&ticket);
+        }
         Box::pin(async move {
-            let failed = |why: String| (0..n).map(|_| internal(why.clone())).collect::<Vec<_>>();
+            let failed = |why: &str| (0..n).map(|_| internal(why.to_owned())).collect::<Vec<_>>();
             if status != Status::Ok {
-                return failed(format!("Internal error: the VM is gone ({status})"));
+                return failed(&format!("Internal error: the VM is gone ({status})"));
             }
-            let done = match rx.await {
-                Ok(Ok(promise)) => promise.await,
-                Ok(Err(e)) => Err(e),
-                Err(_) => return failed("Internal error: the VM is gone".into()),
-            };
-            // The JS side never rejects; this is only reached if it is gone (Node exiting) or buggy.
-            match done {
+            // JavaScript always replies; the sender is dropped only if it is gone (Node exiting).
+            let Ok(Replied { outcomes, durable_at }) = rx.await else { return failed("Internal error: the VM is gone") };
+            if let Some(log) = log {
+                if let Err(e) = log.wait_durable(durable_at).await {
+                    return failed(&format!("Internal error: the call log failed: {}", e.message));
+                }
+            }
+            match serde_json::from_str::<Vec<Value>>(&outcomes) {
                 Ok(outcomes) if outcomes.len() == n => outcomes.into_iter().map(to_outcome).collect(),
-                Ok(_) => failed("Internal error: outcome count mismatch".into()),
-                Err(e) => failed(format!("Internal error: {}", e.reason)),
+                _ => failed("Internal error: bad outcomes"),
             }
         })
     }
@@ -172,6 +195,7 @@ fn config(o: Option<ServerOptions>) -> libvms_errors::Result<ServerConfig> {
 #[napi]
 pub struct NativeRpcServer {
     server: RpcServer,
+    tickets: Arc<Tickets>,
     /// Set once `close()` has finished: ends `untilClosed()`.
     closed: watch::Sender<bool>,
 }
@@ -180,20 +204,40 @@ pub struct NativeRpcServer {
 impl NativeRpcServer {
     #[napi(constructor, catch_unwind)]
     pub fn new(opts: Option<ServerOptions>) -> napi::Result<Self> {
-        guard(|| Ok(NativeRpcServer { server: RpcServer::new(config(opts)?), closed: watch::channel(false).0 }))
+        guard(|| {
+            let server = RpcServer::new(config(opts)?);
+            Ok(NativeRpcServer { server, tickets: Arc::default(), closed: watch::channel(false).0 })
+        })
     }
 
-    /// Serve a VM at `path`: its callable method names, the handshake's extra fields (a JSON object), and the
-    /// function that runs one call.
+    /// Serve a VM at `path`: its callable method names, the handshake's extra fields (a JSON object), the
+    /// function that runs calls, and the VM's call log (replies wait for their entries to be durable in it).
     #[napi(catch_unwind)]
-    pub fn mount(&self, path: String, methods: Vec<String>, info_json: String, call: CallFn) -> napi::Result<()> {
+    pub fn mount(
+        &self,
+        path: String,
+        methods: Vec<String>,
+        info_json: String,
+        call: CallFn,
+        log: Option<&NativeLog>,
+    ) -> napi::Result<()> {
         guard(|| {
             let info = match serde_json::from_str::<Value>(&info_json) {
                 Ok(Value::Object(m)) => m,
                 _ => return Err(err::bad_argument("info must be a JSON object")),
             };
-            self.server.mount(&path, Arc::new(JsBackend { methods, info, call: Arc::new(call) }))
+            let (tickets, log) = (self.tickets.clone(), log.map(|l| l.core.clone()));
+            self.server.mount(&path, Arc::new(JsBackend { methods, info, call: Arc::new(call), tickets, log }))
         })
+    }
+
+    /// The outcomes of the calls handed over with `ticket` (a JSON array, one per call, in order; see
+    /// `to_outcome`), sent once the mounted log holds `durableAt` entries durably.
+    #[napi]
+    pub fn reply(&self, ticket: u32, outcomes_json: String, durable_at: f64) {
+        if let Some(tx) = self.tickets.waiting().remove(&ticket) {
+            let _ = tx.send(Replied { outcomes: outcomes_json, durable_at: durable_at.max(0.0) as u64 });
+        }
     }
 
     #[napi(catch_unwind)]

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use libvms_errors::{err, Result};
 use libvms_ledger::Core;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// Upper bound of one group commit, so one batch never holds the lock for long.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
@@ -27,6 +27,16 @@ struct Inner {
     length: AtomicU64,
     byte_length: AtomicU64,
     writable: bool,
+    /// What `wait_durable` watches: the committed length, and whether the log can still reach a longer one.
+    durable: watch::Sender<Durable>,
+}
+
+#[derive(Clone, Debug)]
+struct Durable {
+    length: u64,
+    /// Why no more blocks will be committed: a failed commit (then the log refuses appends: the indexes its
+    /// callers were promised no longer hold), or closed.
+    stopped: Option<libvms_errors::Error>,
 }
 
 /// A ledger core that many tasks append to and read from. Clone it freely; `close` ends it for all clones.
@@ -43,6 +53,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SharedCore {
     pub fn new(core: Core) -> SharedCore {
         let writable = core.writable();
+        let committed = core.length();
         let inner = Arc::new(Inner {
             length: AtomicU64::new(core.length()),
             byte_length: AtomicU64::new(core.byte_length()),
@@ -50,6 +61,7 @@ impl SharedCore {
             queue: Mutex::new(None),
             writer: Mutex::new(None),
             writable,
+            durable: watch::Sender::new(Durable { length: committed, stopped: None }),
         });
         if writable {
             let (tx, rx) = mpsc::channel::<Job>();
@@ -104,6 +116,19 @@ impl SharedCore {
             .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))))
     }
 
+    /// Resolves once `length` blocks are committed (durable); fails if a commit failed or the log closed first.
+    pub fn wait_durable(&self, length: u64) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let mut rx = self.inner.durable.subscribe();
+        async move {
+            let state = rx.wait_for(|d| d.length >= length || d.stopped.is_some()).await;
+            match state.as_deref() {
+                Ok(d) if d.length >= length => Ok(()),
+                Ok(Durable { stopped: Some(e), .. }) => Err(e.clone()),
+                _ => Err(err::closed("call log is closed")),
+            }
+        }
+    }
+
     /// Length as of the last commit (never blocks).
     pub fn length(&self) -> u64 {
         self.inner.length.load(Ordering::Acquire)
@@ -127,10 +152,14 @@ impl SharedCore {
         if let Some(handle) = lock(&self.inner.writer).take() {
             let _ = handle.join();
         }
-        match lock(&self.inner.core).take() {
+        let closed = match lock(&self.inner.core).take() {
             Some(core) => core.close(),
             None => Ok(()),
-        }
+        };
+        self.inner.durable.send_modify(|d| {
+            d.stopped.get_or_insert_with(|| err::closed("call log is closed"));
+        });
+        closed
     }
 }
 
@@ -168,15 +197,23 @@ fn commit(inner: &Inner, jobs: Vec<Job>) {
 }
 
 /// One ledger batch under the core's lock (a panic becomes an error); publishes the new counters. Returns the first
-/// block's index.
+/// block's index. After a failed batch the log takes no more: later appends and waits get that error.
 fn append_locked(inner: &Inner, blocks: &[&[u8]]) -> Result<u64> {
     let mut guard = lock(&inner.core);
     let core = guard.as_mut().ok_or_else(|| err::closed("call log is closed"))?;
+    if let Some(e) = inner.durable.borrow().stopped.clone() {
+        return Err(e);
+    }
     let start = core.length();
     let r = catch_unwind(AssertUnwindSafe(|| core.append_batch(blocks)))
         .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))));
     inner.byte_length.store(core.byte_length(), Ordering::Release);
     inner.length.store(core.length(), Ordering::Release);
+    let length = core.length();
+    inner.durable.send_modify(|d| match &r {
+        Ok(_) => d.length = length,
+        Err(e) => d.stopped = Some(e.clone()),
+    });
     r.map(|_| start)
 }
 
@@ -239,6 +276,25 @@ mod tests {
             assert_eq!(reopened.get(i).unwrap(), i.to_le_bytes().to_vec());
         }
         reopened.verify().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wait_durable_resolves_once_the_blocks_are_committed_and_fails_when_the_log_closes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = create(dir.path());
+        log.wait_durable(0).await.unwrap();
+        let waiting = tokio::spawn(log.wait_durable(3));
+        let queued = log.append(vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(queued.await.unwrap(), 0);
+        log.append_now(&[b"c"]).unwrap();
+        waiting.await.unwrap().unwrap();
+        assert_eq!(log.length(), 3);
+
+        let never = tokio::spawn(log.wait_durable(10));
+        log.close().unwrap();
+        let e = never.await.unwrap().unwrap_err();
+        assert_eq!(e.code, libvms_errors::ErrorCode::Closed);
+        log.wait_durable(3).await.unwrap();
     }
 
     #[tokio::test]
