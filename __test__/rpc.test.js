@@ -4,7 +4,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const NodeVMSClient = require('nodevms-client')
 
-const { RPCServer, RPCClient, errors } = require('..')
+const { RPCServer, RPCClient, VM, Verifier, errors } = require('..')
 const { defer, serve, deployVM, loggedCalls } = require('./rpc-helpers')
 
 const METHODS = ['hello', 'add', 'noop', 'whoami', 'fail', 'failType', 'throwValue', 'echo', 'sleep', 'write']
@@ -153,6 +153,23 @@ test('a reply leaves only once its call is durably in the log', async (t) => {
     }
   }))
   assert.equal(vm.callLog.length, base + 200)
+})
+
+test('over RPC a method sees its arguments exactly as the log holds them, so a replay verifies', async (t) => {
+  const { vm, url } = await serve(t, {
+    code: `
+      exports.kinds = (...args) => args.map((a) => Object.is(a, -0) ? 'minus zero' : typeof a)
+      exports.grab = (list) => { list.push('more'); return list.length }`
+  })
+  const c = await ours(t, url)
+  // JSON writes -0 as 0, so the method must see 0: a replay, reading the log, will.
+  assert.deepEqual(await c.kinds(-0, 1.5, 'x', null), ['number', 'number', 'string', 'object'])
+  assert.equal(await c.grab(['a']), 2)
+  const calls = await loggedCalls(vm)
+  assert.deepEqual(calls.map((e) => e.call.args), [[0, 1.5, 'x', null], [['a']]])
+  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
+  defer(t, () => replica.close())
+  await Verifier.compareLogs(vm.callLog, replica.callLog)
 })
 
 test('calls do not race: each runs to the end before the next starts, in arrival order', async (t) => {
