@@ -5,7 +5,7 @@ const assert = require('node:assert/strict')
 const NodeVMSClient = require('nodevms-client')
 
 const { RPCServer, RPCClient, VM, Verifier, errors } = require('..')
-const { defer, serve, deployVM, loggedCalls } = require('./rpc-helpers')
+const { defer, serve, deployVM, loggedCalls, rawClient } = require('./rpc-helpers')
 
 const METHODS = ['hello', 'add', 'noop', 'whoami', 'fail', 'failType', 'throwValue', 'echo', 'sleep', 'write']
 
@@ -162,8 +162,11 @@ test('over RPC a method sees its arguments exactly as the log holds them, so a r
       exports.grab = (list) => { list.push('more'); return list.length }`
   })
   const c = await ours(t, url)
-  // JSON writes -0 as 0, so the method must see 0: a replay, reading the log, will.
-  assert.deepEqual(await c.kinds(-0, 1.5, 'x', null), ['number', 'number', 'string', 'object'])
+  // A raw client can send a negative zero; JSON.stringify writes it as 0, so the method must see 0: a replay,
+  // reading the log, will.
+  const raw = await rawClient(t, url)
+  const reply = await raw.call('{"jsonrpc":"2.0","method":"kinds","params":[-0.0,1.5,"x",null],"id":1}')
+  assert.deepEqual(reply.result, ['number', 'number', 'string', 'object'])
   assert.equal(await c.grab(['a']), 2)
   const calls = await loggedCalls(vm)
   assert.deepEqual(calls.map((e) => e.call.args), [[0, 1.5, 'x', null], [['a']]])
