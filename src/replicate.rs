@@ -38,7 +38,9 @@ pub struct Following {
 
 impl Following {
     pub async fn close(&self) {
-        let _ = self.closed.send(true);
+        // `send` would drop the value when no wait is subscribed yet, and a wait that starts
+        // afterwards would then never end (keeping Node alive): store it regardless.
+        self.closed.send_replace(true);
         self.fetch.close().await;
     }
 
