@@ -1012,20 +1012,32 @@ impl Core {
         if req.fork != self.fork {
             return Err(err::bad_argument(format!("request is for fork {}, the core is at fork {}", req.fork, self.fork)));
         }
-        let view = TreeView { store: &self.tree, roots: &self.roots, length: self.length, byte_length: self.byte_length };
+        let view = TreeView { store: &self.tree, roots: &self.roots, length: self.length, byte_length: self.byte_length, cache: None };
         let idx = proof::generate_indexes(&view, req)?;
         let mut out = Proof { fork: self.fork, ..Default::default() };
         if self.length == 0 {
             return Ok(out);
         }
+        // The verified read comes first: it leaves the block's path and siblings in the cache of
+        // verified nodes, which then supplies the proof's nodes without file reads.
+        let value = match &req.block {
+            Some(b) => Some(self.get(b.index)?),
+            None => None,
+        };
+        let view = TreeView {
+            store: &self.tree,
+            roots: &self.roots,
+            length: self.length,
+            byte_length: self.byte_length,
+            cache: Some(&self.cache),
+        };
         let node_list = idx.node.as_deref().map(|v| proof::fetch(&view, v)).transpose()?;
         let seek_list = idx.seek.as_deref().map(|v| proof::fetch(&view, v)).transpose()?;
         let upgrade_list = idx.upgrade.as_deref().map(|v| proof::fetch(&view, v)).transpose()?;
         let additional = idx.additional.as_deref().map(|v| proof::fetch(&view, v)).transpose()?;
         if let Some(b) = &req.block {
             let nodes = node_list.ok_or_else(|| err::bad_argument("invalid block request"))?;
-            let value = self.get(b.index)?;
-            out.block = Some(DataBlock { index: b.index, value, nodes });
+            out.block = Some(DataBlock { index: b.index, value: value.unwrap_or_default(), nodes });
         } else if let Some(h) = &req.hash {
             let nodes = node_list.ok_or_else(|| err::bad_argument("invalid hash request"))?;
             out.hash = Some(DataHash { index: h.index, nodes });

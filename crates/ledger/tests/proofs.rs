@@ -449,3 +449,30 @@ fn batched_apply_rejects_a_corrupted_block_and_stores_nothing() {
     }
     r.verify().unwrap();
 }
+
+#[test]
+fn proofs_from_the_verified_cache_carry_the_stored_nodes() {
+    // A reopened disk core starts with only its roots verified; serving proofs in order fills the
+    // cache, and later proofs take their nodes from it. They must be the stored nodes exactly.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let mut w = Core::create(Storage::Disk(dir.clone())).unwrap();
+    let blocks: Vec<Vec<u8>> = (0..300u32).map(|i| format!("entry {i}").into_bytes()).collect();
+    for chunk in blocks.chunks(41) {
+        w.append_batch(&chunk.iter().map(|b| &b[..]).collect::<Vec<_>>()).unwrap();
+    }
+    w.close().unwrap();
+    let mut w = Core::open(&dir).unwrap();
+    let r = upgraded_replica(&mut w, Storage::Memory);
+    for i in (0..300u64).chain([17, 250, 3]) {
+        let nodes = r.missing_nodes(2 * i).unwrap();
+        let p = w.proof(&ProofRequest { block: Some(RequestBlock { index: i, nodes }), ..Default::default() }).unwrap();
+        let b = p.block.as_ref().unwrap();
+        assert_eq!(b.value, blocks[i as usize]);
+        assert!(!b.nodes.is_empty());
+        for n in &b.nodes {
+            assert_eq!(w.node(n.index).unwrap(), Some(*n), "node {} of block {i}", n.index);
+        }
+        r.verify_proof(&p).unwrap();
+    }
+}
