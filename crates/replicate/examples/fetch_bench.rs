@@ -1,5 +1,6 @@
 //! Fetch an N-entry core over loopback TCP (host and fetcher in one process), into memory or a
-//! directory: `cargo run --release -p libvms-replicate --example fetch_bench -- [entries] [dir]`.
+//! directory, from a host core in memory or a directory:
+//! `cargo run --release -p libvms-replicate --example fetch_bench -- [entries] [replica dir|-] [host dir]`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,10 +11,11 @@ use libvms_replicate::{core_set, Fetch, FetchOptions, Host, OwnedCore, ReplCore}
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let dir = args.next();
+    let dir = args.next().filter(|d| d != "-");
+    let host_dir = args.next();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
-        let mut core = Core::create(Storage::Memory).unwrap();
+        let mut core = Core::create(host_dir.map_or(Storage::Memory, |d| Storage::Disk(d.into()))).unwrap();
         let data: Vec<Vec<u8>> = (0..n)
             .map(|i| format!(r#"{{"type":"call","call":{{"methodName":"f","args":[{i}]}},"result":{{"filesVersion":1,"res":{i}}}}}"#).into_bytes())
             .collect();
