@@ -126,9 +126,10 @@ export class DatArchive {
   static create (opts: { localPath: string, title?: string, description?: string, type?: string }): Promise<DatArchive>
   /**
    * Reopen the archive `url` stored at `localPath`, or, with peers (`opts.peers`, LIBVMS_PEERS, `addPeer`), download
-   * it (resuming into `localPath`, or a temporary folder) verified block by block. Read-only when fetched.
+   * it (resuming into `localPath`, or a temporary folder) verified block by block. Read-only when fetched; it then
+   * follows the files written on the host until closed, unless `live` is false.
    */
-  constructor (url: string, opts: { localPath?: string, peers?: string[], timeout?: number })
+  constructor (url: string, opts: { localPath?: string, peers?: string[], timeout?: number, live?: boolean })
   /** Resolves once open; rejects with the open's error (STORAGE_LOCKED, NOT_A_CORE, BAD_ARGUMENT for a wrong url). */
   ready (): Promise<this>
   readonly url: string

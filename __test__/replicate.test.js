@@ -171,6 +171,34 @@ test('a fetched archive holds the same files as the host', async (t) => {
   assert.equal(await copy.getInfo().then(i => i.version), await src.getInfo().then(i => i.version))
 })
 
+test('a fetched archive follows files written on the host later, until closed', async (t) => {
+  const src = await DatArchive.create({ localPath: path.join(tmpdir(t), 'src'), title: 'live' })
+  t.after(() => src.close())
+  const host = await listen(t)
+  await host.add(src)
+  const copy = new DatArchive(src.url, { localPath: path.join(tmpdir(t), 'copy'), peers: [host.address] })
+  await copy.ready()
+  assert.deepEqual(await copy.readdir('/'), ['dat.json'])
+  await src.writeFile('/later.txt', 'arrived')
+  const deadline = Date.now() + 10000
+  let got
+  while (got === undefined) {
+    got = await copy.readFile('/later.txt').catch(() => undefined)
+    assert.ok(got !== undefined || Date.now() < deadline, 'the file written later did not arrive')
+    if (got === undefined) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  assert.equal(got, 'arrived')
+  assert.equal(await copy.getInfo().then(i => i.version), await src.getInfo().then(i => i.version))
+  await copy.close()
+
+  // live: false ends the sessions before the archive opens: it stays as fetched.
+  const snap = new DatArchive(src.url, { localPath: path.join(tmpdir(t), 'snap'), peers: [host.address], live: false })
+  t.after(() => snap.close())
+  assert.equal(await snap.readFile('/later.txt'), 'arrived')
+  await src.writeFile('/after.txt', 'not for the snapshot')
+  await assert.rejects(snap.readFile('/after.txt'))
+})
+
 test('an RPC server with a replication host names its port in the handshake; clients learn it as a peer', async (t) => {
   const { VM, RPCServer, RPCClient, Verifier } = require('..')
   const vm = new VM('exports.put = async (s) => { await System.files.writeFile("/s.txt", s) }')

@@ -36,9 +36,11 @@ class Stat {
 class DatArchive {
   /**
    * Open the archive `url` stored at `opts.localPath`. Fetching an archive from peers (no localPath) comes with
-   * replication. Methods wait for the open; `await archive.ready()` surfaces its errors early.
+   * replication: a fetched archive then follows the files written on the host until closed (`live: false` keeps the
+   * copy as it was when the fetch completed). Methods wait for the open; `await archive.ready()` surfaces its errors
+   * early.
    */
-  constructor (url, { localPath, peers, timeout = 10000 } = {}, _native) {
+  constructor (url, { localPath, peers, timeout = 10000, live = true } = {}, _native) {
     if (_native) {
       this._drive = _native
       this._opening = Promise.resolve()
@@ -60,7 +62,7 @@ class DatArchive {
         }
         const dir = local ? path.resolve(localPath) : await fs.promises.mkdtemp(path.join(os.tmpdir(), 'libvms-archive-'))
         await fs.promises.mkdir(dir, { recursive: true })
-        this._drive = await wrapNative(() => native.fetchDrive(key, dir, list, timeout))
+        this._drive = await wrapNative(() => native.fetchDrive(key, dir, list, timeout, live !== false))
       })
       this._opening.catch(() => {}) // surfaced by ready() and every method
     }

@@ -18,6 +18,8 @@ type Shared = Arc<Mutex<Option<DiskDrive>>>;
 pub struct NativeDrive {
     pub(crate) drive: Shared,
     key: [u8; 32],
+    /// For a fetched archive: the sessions that keep it following its peers, ended by `close`.
+    following: Option<Arc<libvms_replicate::Fetch>>,
 }
 
 #[napi(object)]
@@ -102,7 +104,12 @@ fn version_of(d: &DiskDrive) -> f64 {
 
 impl NativeDrive {
     pub(crate) fn wrap(drive: DiskDrive, key: [u8; 32]) -> NativeDrive {
-        NativeDrive { drive: Arc::new(Mutex::new(Some(drive))), key }
+        NativeDrive { drive: Arc::new(Mutex::new(Some(drive))), key, following: None }
+    }
+
+    /// A fetched archive that keeps following its peers until closed.
+    pub(crate) fn wrap_following(drive: DiskDrive, key: [u8; 32], fetch: libvms_replicate::Fetch) -> NativeDrive {
+        NativeDrive { following: Some(Arc::new(fetch)), ..NativeDrive::wrap(drive, key) }
     }
 }
 
@@ -280,6 +287,9 @@ impl NativeDrive {
     /// Flush and release both logs (and end every checkout of this archive). Idempotent.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
+        if let Some(f) = &self.following {
+            f.close().await;
+        }
         let drive = self.drive.clone();
         blocking(move || {
             let taken = drive.lock().unwrap_or_else(|p| p.into_inner()).take();

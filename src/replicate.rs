@@ -38,7 +38,9 @@ pub struct Following {
 
 impl Following {
     pub async fn close(&self) {
-        let _ = self.closed.send(true);
+        // `send` would drop the value when no wait is subscribed yet, and a wait that starts
+        // afterwards would then never end (keeping Node alive): store it regardless.
+        self.closed.send_replace(true);
         self.fetch.close().await;
     }
 
@@ -155,11 +157,16 @@ pub async fn fetch_log(key: String, dir: Option<String>, peers: Vec<String>, tim
     Ok(NativeLog::from_shared(shared, key, Following { fetch, core, closed: tokio::sync::watch::channel(false).0 }))
 }
 
-/// Download (or resume) the archive `key` into `dir` from `peers` and open it read-only.
+/// Download (or resume) the archive `key` into `dir` from `peers` and open it read-only; it keeps
+/// following the peers (files written there later arrive) until closed, unless `live` is false.
 #[napi]
-pub async fn fetch_drive(key: String, dir: String, peers: Vec<String>, timeout_ms: f64) -> napi::Result<NativeDrive> {
+pub async fn fetch_drive(key: String, dir: String, peers: Vec<String>, timeout_ms: f64, live: Option<bool>) -> napi::Result<NativeDrive> {
     let (k, timeout) = guard(|| Ok((key_from_hex(&key)?, timeout_of(timeout_ms)?)))?;
-    let drive = js(libvms_replicate::fetch_archive(&PathBuf::from(dir), k, &peers, timeout).await)?;
-    Ok(NativeDrive::wrap(drive, k))
+    let (drive, fetch) = js(libvms_replicate::fetch_archive_live(&PathBuf::from(dir), k, &peers, timeout).await)?;
+    if live == Some(false) {
+        fetch.close().await;
+        return Ok(NativeDrive::wrap(drive, k));
+    }
+    Ok(NativeDrive::wrap_following(drive, k, fetch))
 }
 

@@ -44,7 +44,8 @@ async function fetchRemote (target, dir, timeout, say) {
   // The log is fetched into memory: an audit copy need not survive, and on disk every fetched block is synced.
   const log = await CallLog.fetch(info.callLogUrl, null, { timeout })
   try {
-    const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout })
+    // A snapshot (not live): the host may write on while the replay runs.
+    const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false })
     await archive.ready()
     return { log, archive, filesUrl: info.filesArchiveUrl }
   } catch (e) {

@@ -423,6 +423,27 @@ impl Oplog {
         body.len() as u64 + 8
     }
 
+    /// Append entries as one atomic batch (every frame but the last marked partial, so a torn
+    /// batch is dropped whole at open), with one write and one sync.
+    pub fn append_atomic(&mut self, bodies: &[Vec<u8>]) -> Result<()> {
+        if bodies.iter().any(|b| b.len() >= (1 << 30)) {
+            return Err(err::bad_argument("oplog entry too large"));
+        }
+        let bit = self.current_bit();
+        let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 8).sum());
+        for (i, b) in bodies.iter().enumerate() {
+            out.extend_from_slice(&frame(b, bit, i + 1 < bodies.len()));
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.file.write_at(ENTRY_OFFSET + self.entries_bytes, &out)?;
+        self.file.sync()?;
+        self.entries_bytes += out.len() as u64;
+        self.entries_count += bodies.len() as u64;
+        Ok(())
+    }
+
     /// Append one entry frame and make it durable.
     pub fn append(&mut self, body: &[u8]) -> Result<()> {
         if body.len() >= (1 << 30) {

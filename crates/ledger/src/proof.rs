@@ -6,7 +6,7 @@ use libvms_errors::{err, Error, Result};
 
 use crate::crypto::{leaf_node, parent_node};
 use crate::flat::{self, Iter, MAX_INDEX};
-use crate::tree::{Node, TreeStore};
+use crate::tree::{Node, TreeStore, VerifiedCache};
 
 /// Blocks are kept below this so that every flat-tree index fits comfortably in a u64.
 pub const MAX_BLOCKS: u64 = MAX_INDEX / 4;
@@ -325,6 +325,8 @@ pub struct TreeView<'a> {
     pub roots: &'a [Node],
     pub length: u64,
     pub byte_length: u64,
+    /// Verified nodes held in memory: looked up before the store (no file read).
+    pub cache: Option<&'a VerifiedCache>,
 }
 
 fn missing(index: u64) -> Error {
@@ -333,15 +335,15 @@ fn missing(index: u64) -> Error {
 
 impl TreeView<'_> {
     fn get(&self, index: u64) -> Result<Node> {
-        if let Some(r) = self.roots.iter().find(|r| r.index == index) {
-            return Ok(*r);
-        }
-        self.store.get(index)?.ok_or_else(|| missing(index))
+        self.get_opt(index)?.ok_or_else(|| missing(index))
     }
 
     fn get_opt(&self, index: u64) -> Result<Option<Node>> {
         if let Some(r) = self.roots.iter().find(|r| r.index == index) {
             return Ok(Some(*r));
+        }
+        if let Some(v) = self.cache.and_then(|c| c.get(index)) {
+            return Ok(Some(Node { index, size: v.size, hash: v.hash }));
         }
         self.store.get(index)
     }

@@ -23,4 +23,4 @@ pub mod host;
 pub use fetch::{Fetch, FetchOptions};
 pub use host::{serve, Host};
 pub mod archive;
-pub use archive::fetch_archive;
+pub use archive::{fetch_archive, fetch_archive_live};

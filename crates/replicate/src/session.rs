@@ -116,6 +116,8 @@ struct Channel {
     sent_length: Option<u64>,
     sent_contig: u64,
     sent_want: bool,
+    /// Block answers read but not stored yet: stored together (`apply_blocks`) before the next requests.
+    received: Vec<Data>,
 }
 
 impl Channel {
@@ -132,6 +134,7 @@ impl Channel {
             sent_length: None,
             sent_contig: 0,
             sent_want: false,
+            received: Vec::new(),
         }
     }
 
@@ -152,8 +155,35 @@ impl Channel {
             }
         }
         self.upgrade_inflight = false;
+        for d in self.received.drain(..) {
+            if let Some(b) = &d.proof.block {
+                self.core.release(b.index);
+            }
+        }
+    }
+
+    /// Verify and store the block answers received since the last call, all in one ledger batch.
+    /// Their claims are released afterwards, so no other session asks for them meanwhile.
+    fn apply_received(&mut self) -> Result<()> {
+        if self.received.is_empty() {
+            return Ok(());
+        }
+        let received = std::mem::take(&mut self.received);
+        let res = self.core.with(|c| c.apply_blocks(&received.iter().map(|d| &d.proof).collect::<Vec<_>>()));
+        for d in &received {
+            if let Some(b) = &d.proof.block {
+                self.core.release(b.index);
+            }
+        }
+        res?;
+        self.core.refresh()?;
+        Ok(())
     }
 }
+
+/// Channel messages queued in one turn go out as protomux batches of about this many bytes: one
+/// secretstream message (one MAC, one frame) per batch rather than per message, as JS's `cork` does.
+const BATCH_BYTES: usize = 256 * 1024;
 
 struct Session<W> {
     info: StreamInfo,
@@ -162,13 +192,47 @@ struct Session<W> {
     channels: Vec<Channel>,
     next_local: u64,
     last_write: Instant,
-}
-
-fn send(w: &mut Writer<impl AsyncWrite + Unpin>, ch: u64, m: &Message) -> Result<()> {
-    w.queue(&mux::message(ch, m.kind(), &m.encode()))
+    /// Channel messages (channel, type, body) waiting to be sent as one batch.
+    out: Vec<(u64, u64, Vec<u8>)>,
+    out_bytes: usize,
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
+    /// Queue a channel message; it is sent with the others of this turn in one protomux batch.
+    fn send(&mut self, channel: u64, kind: u64, body: Vec<u8>) -> Result<()> {
+        self.out_bytes += body.len() + 8;
+        self.out.push((channel, kind, body));
+        if self.out_bytes >= BATCH_BYTES {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    fn send_msg(&mut self, channel: u64, m: &Message) -> Result<()> {
+        self.send(channel, m.kind(), m.encode())
+    }
+
+    /// Encrypt the queued channel messages as one stream message (a batch when more than one).
+    fn seal(&mut self) -> Result<()> {
+        match self.out.len() {
+            0 => {}
+            1 => {
+                let (c, k, b) = &self.out[0];
+                self.w.queue(&mux::message(*c, *k, b))?;
+            }
+            _ => self.w.queue(&mux::batch(&self.out))?,
+        }
+        self.out.clear();
+        self.out_bytes = 0;
+        Ok(())
+    }
+
+    /// A control frame (open, reject) goes after the channel messages queued before it.
+    fn control(&mut self, frame: &[u8]) -> Result<()> {
+        self.seal()?;
+        self.w.queue(frame)
+    }
+
     fn handshake(&self, core: &ReplCore) -> Vec<u8> {
         let mut h = vec![1u8]; // flags: seeks
         h.extend_from_slice(&stream::capability(&self.info.handshake_hash, self.info.is_initiator, &core.key()));
@@ -179,7 +243,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let local_id = self.next_local;
         self.next_local += 1;
         let hs = self.handshake(&core);
-        self.w.queue(&mux::open(local_id, PROTOCOL, &core.discovery_key(), &hs))?;
+        self.control(&mux::open(local_id, PROTOCOL, &core.discovery_key(), &hs))?;
         self.channels.push(Channel::new(local_id, core));
         Ok(self.channels.len() - 1)
     }
@@ -197,7 +261,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 Some(self.open_channel(core))
             });
         let Some(idx) = known else {
-            return self.w.queue(&mux::reject(remote_id));
+            return self.control(&mux::reject(remote_id));
         };
         let idx = idx?;
         // flags ‖ capability; the capability proves the remote knows the core key.
@@ -218,26 +282,22 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         let (fork, length, contig, has_manifest) =
             ch.core.with(|c| Ok((c.fork(), c.length(), c.contiguous_length(), !c.compat() && c.manifest().is_some())))?;
-        let mut batch = Vec::new();
+        let local_id = ch.local_id;
+        let mut sync = None;
         if force || ch.sent_length != Some(length) {
             let remote_length = ch.remote.sync.as_ref().filter(|s| s.fork == fork).map_or(0, |s| s.length);
-            let s = Sync { fork, length, remote_length, can_upgrade: true, uploading: true, downloading: true, has_manifest };
-            batch.push((ch.local_id, crate::messages::SYNC, Message::Sync(s).encode()));
+            sync = Some(Message::Sync(Sync { fork, length, remote_length, can_upgrade: true, uploading: true, downloading: true, has_manifest }));
             ch.sent_length = Some(length);
         }
+        let mut range = None;
         if contig > ch.sent_contig {
-            let m = Message::Range { drop: false, start: ch.sent_contig, length: contig - ch.sent_contig };
-            batch.push((ch.local_id, m.kind(), m.encode()));
+            range = Some(Message::Range { drop: false, start: ch.sent_contig, length: contig - ch.sent_contig });
             ch.sent_contig = contig;
         }
-        match batch.len() {
-            0 => Ok(()),
-            1 => {
-                let (c, k, b) = &batch[0];
-                self.w.queue(&mux::message(*c, *k, b))
-            }
-            _ => self.w.queue(&mux::batch(&batch)),
+        for m in sync.iter().chain(range.iter()) {
+            self.send_msg(local_id, m)?;
         }
+        Ok(())
     }
 
     fn find_remote(&self, remote_id: u64) -> Option<usize> {
@@ -322,12 +382,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             Ok(runs)
         })?;
-        let items: Vec<_> = runs
-            .into_iter()
-            .map(|(start, length)| (ch.local_id, crate::messages::RANGE, Message::Range { drop: false, start, length }.encode()))
-            .collect();
-        if !items.is_empty() {
-            self.w.queue(&mux::batch(&items))?;
+        let local_id = ch.local_id;
+        for (start, length) in runs {
+            self.send_msg(local_id, &Message::Range { drop: false, start, length })?;
         }
         Ok(())
     }
@@ -348,7 +405,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             None => Message::NoData { request: r.id },
         };
-        send(&mut self.w, ch.local_id, &m)
+        let local_id = ch.local_id;
+        self.send_msg(local_id, &m)
     }
 
     fn on_data(&mut self, idx: usize, d: Data) -> Result<()> {
@@ -356,11 +414,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let Some(p) = ch.inflight.remove(&d.request) else { return Ok(()) }; // unsolicited: dropped as JS does
         match p {
             Pending::Block(i) => {
-                ch.core.release(i);
                 if d.proof.block.as_ref().map(|b| b.index) != Some(i) || d.proof.upgrade.is_some() {
+                    ch.core.release(i);
                     return Err(err::invalid_proof(format!("peer answered the request for block {i} with something else")));
                 }
-                ch.core.with(|c| if c.has(i) { Ok(()) } else { c.apply_proof(&d.proof, None) })?;
+                // Stored with the other answers of this read (see `apply_received`), still claimed.
+                ch.received.push(d);
+                return Ok(());
             }
             Pending::Upgrade => {
                 ch.upgrade_inflight = false;
@@ -443,7 +503,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
         }
         for (c, k, b) in out {
-            self.w.queue(&mux::message(c, k, &b))?;
+            self.send(c, k, b)?;
         }
         Ok(())
     }
@@ -489,6 +549,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// After any input or tick: advertise local changes (appends, downloads) and request more.
     fn pump(&mut self) -> Result<()> {
         for i in 0..self.channels.len() {
+            self.channels[i].apply_received()?;
             self.announce(i, false)?;
             self.schedule(i)?;
         }
@@ -503,6 +564,8 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
+    // Frames are read a length prefix at a time: buffered, that is a copy rather than a syscall.
+    let r = tokio::io::BufReader::with_capacity(64 * 1024, r);
     let (mut reader, writer, info) = tokio::select! {
         res = stream::connect(r, w, initiator) => res?,
         _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -517,11 +580,21 @@ where
             }
         }
     });
-    let mut s = Session { info, w: writer, opts: opts.clone(), channels: Vec::new(), next_local: 1, last_write: Instant::now() };
+    let mut s = Session {
+        info,
+        w: writer,
+        opts: opts.clone(),
+        channels: Vec::new(),
+        next_local: 1,
+        last_write: Instant::now(),
+        out: Vec::new(),
+        out_bytes: 0,
+    };
     let result = async {
         for core in opts.open {
             s.open_channel(core)?;
         }
+        s.seal()?;
         s.w.flush().await?;
         let mut tick = tokio::time::interval(TICK);
         loop {
@@ -548,6 +621,7 @@ where
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
             s.pump()?;
+            s.seal()?;
             if s.w.pending() > 0 {
                 s.w.flush().await?;
                 s.last_write = Instant::now();
@@ -558,6 +632,7 @@ where
     for c in &mut s.channels {
         c.release_all();
     }
+    let _ = s.seal();
     s.w.shutdown().await;
     read_task.abort();
     result

@@ -183,3 +183,37 @@ async fn a_replica_serves_a_third_peer() {
     f2.close().await;
     h2.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_archive_fetch_follows_files_written_later() {
+    use libvms_archive::disk;
+    use libvms_replicate::fetch_archive_live;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut src = disk::create(&tmp.path().join("src")).unwrap();
+    src.write_file("/a.txt", b"first").unwrap();
+    let key = src.bee().store().key().unwrap();
+    let meta = ReplCore::from_ledger_store(src.bee().store().clone()).unwrap();
+    let content = ReplCore::from_ledger_store(src.content().clone()).unwrap();
+    let h = host(vec![meta, content]).await;
+    let (mut copy, f) = fetch_archive_live(&tmp.path().join("copy"), key, &[h.local_addr().to_string()], Duration::from_secs(10)).await.unwrap();
+    assert_eq!(copy.read_file("/a.txt").unwrap(), b"first");
+    // Written on the host after the fetch: reaches the copy, content included.
+    let big = vec![9u8; 200_000];
+    src.write_file("/later.bin", &big).unwrap();
+    let t = Instant::now();
+    loop {
+        if let Ok(v) = copy.read_file("/later.bin") {
+            assert_eq!(v, big);
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the later file did not arrive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(copy.readdir("/", false).unwrap(), src.readdir("/", false).unwrap());
+    assert!(!copy.is_writable());
+    // Closed (its sessions have ended when close returns): later writes stay on the host.
+    f.close().await;
+    src.write_file("/after-close.txt", b"x").unwrap();
+    assert!(copy.read_file("/after-close.txt").is_err());
+    h.close().await;
+}
