@@ -26,6 +26,7 @@ class CallLog extends EventEmitter {
     this._closing = null
     this._waiters = new Set()
     this._batch = null
+    this._inline = true // may commit a lone entry on the JS thread (see _send)
     this._unsettled = 0 // entries queued and not yet durable (or failed)
     this._tail = 0 // while _unsettled > 0: the length once they are all durable
     this._run = null // the last read-ahead run of blocks (see _readAhead)
@@ -96,6 +97,14 @@ class CallLog extends EventEmitter {
   get closed () { return this._core === null }
   /** The length the log will have once every entry queued so far is durable. */
   get queuedLength () { return this._unsettled > 0 ? this._tail : this.length }
+
+  /**
+   * Never commit on the JavaScript thread: for a log whose durability is awaited in Rust (a VM mounted on an RPC
+   * server), where an inline sync saves no hop and only holds up the event loop.
+   */
+  _commitOffThread () {
+    this._inline = false
+  }
 
   /** Append one entry (any JSON value); resolves with its index once it is durable. */
   append (obj) {
@@ -334,7 +343,7 @@ const turn = {
   flush () {
     const logs = [...this.logs]
     this.logs.clear()
-    const inline = logs.length === 1 && this.inFlight === 0
+    const inline = logs.length === 1 && this.inFlight === 0 && logs[0]._inline
     for (const log of logs) if (log._batch) log._send(log._batch, inline)
   }
 }

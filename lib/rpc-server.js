@@ -49,6 +49,7 @@ class RPCServer {
     const reply = (ticket, outcomes, durableAt) => this._native.reply(ticket, outcomes, durableAt)
     // A VM's replies wait in Rust for their log entries to be durable; anything else replies when it is done.
     const log = typeof vm._start === 'function' ? vm.callLog._core : undefined
+    if (log) vm.callLog._commitOffThread()
     wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm, reply), log))
   }
 

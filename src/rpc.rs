@@ -56,6 +56,9 @@ struct JsBackend {
     methods: Vec<String>,
     info: Map<String, Value>,
     call: Arc<CallFn>,
+    /// Hand-offs queued for the JS thread and not yet taken up; `taken` is notified as each one is.
+    untaken: Arc<AtomicUsize>,
+    taken: Arc<Notify>,
     tickets: Arc<Tickets>,
     /// The VM's call log: replies wait here until their entries are durable, without a trip through JavaScript.
     log: Option<SharedCore>,
@@ -107,9 +110,16 @@ impl Backend for JsBackend {
             .collect();
         let (ticket, rx) = self.tickets.issue();
         let args = FnArgs::from((ticket, Value::Array(batch).to_string()));
-        let status = self.call.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        let (untaken, taken) = (self.untaken.clone(), self.taken.clone());
+        untaken.fetch_add(1, Ordering::AcqRel);
+        let status = self.call.call_with_return_value(args, ThreadsafeFunctionCallMode::NonBlocking, move |_, _| {
+            untaken.fetch_sub(1, Ordering::AcqRel);
+            taken.notify_one();
+            Ok(())
+        });
         let log = self.log.clone();
         if status != Status::Ok {
+            self.untaken.fetch_sub(1, Ordering::AcqRel);
             self.tickets.waiting().remove(&ticket);
         }
         Box::pin(async move {
@@ -133,6 +143,17 @@ impl Backend for JsBackend {
 
     fn pipelined(&self) -> bool {
         true
+    }
+
+    /// Once the JS thread has taken up the last hand-off: while it is busy, calls gather into the next one (one
+    /// thread-safe call, one JSON text and one reply for all of them instead of one each).
+    fn ready(&self) -> BoxFuture<()> {
+        let (untaken, taken) = (self.untaken.clone(), self.taken.clone());
+        Box::pin(async move {
+            while untaken.load(Ordering::Acquire) > 0 {
+                taken.notified().await;
+            }
+        })
     }
 }
 
@@ -227,7 +248,9 @@ impl NativeRpcServer {
                 _ => return Err(err::bad_argument("info must be a JSON object")),
             };
             let (tickets, log) = (self.tickets.clone(), log.map(|l| l.core.clone()));
-            self.server.mount(&path, Arc::new(JsBackend { methods, info, call: Arc::new(call), tickets, log }))
+            let (untaken, taken) = (Arc::default(), Arc::default());
+            let backend = JsBackend { methods, info, call: Arc::new(call), untaken, taken, tickets, log };
+            self.server.mount(&path, Arc::new(backend))
         })
     }
 

@@ -53,6 +53,11 @@ pub trait Backend: Send + Sync + 'static {
     fn pipelined(&self) -> bool {
         false
     }
+    /// For a pipelined backend: resolves when another hand-off is welcome (say, once the last one has been taken
+    /// up). Calls arriving meanwhile wait in the queue and go over together. Default: at once.
+    fn ready(&self) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
     /// Hand several calls over at once, in order (a pipelined backend gets every call queued at that moment, so
     /// they can share one log commit). Resolves with their outcomes in the same order.
     fn call_many(&self, calls: Vec<Call>) -> BoxFuture<Vec<Outcome>> {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, Call, Outcome};
 use crate::conn::Reply;
@@ -63,10 +63,14 @@ impl Queue {
 /// Run the queue's calls one by one until every sender is gone and the queue is empty. A pipelined backend gets
 /// the next call as soon as it has taken this one; its calls count against the bound until they finish.
 pub(crate) async fn run(mut w: Worker) {
+    // Outcomes of several hand-offs can be ready at once (one log commit makes them all durable): each hand-off
+    // answers only after the one before it, so replies leave in the order the calls ran.
+    let mut answered_before: Option<oneshot::Receiver<()>> = None;
     while let Some(job) = w.rx.recv().await {
         let (backend, call) = (&w.backend, job.call);
         if backend.pipelined() {
-            // Everything queued right now goes over in one hand-off, in order.
+            // Everything queued by the time the backend is ready goes over in one hand-off, in order.
+            AssertUnwindSafe(backend.ready()).catch_unwind().await.ok();
             let (mut calls, mut replies) = (vec![call], vec![job.reply]);
             while calls.len() < MAX_HANDOFF {
                 match w.rx.try_recv() {
@@ -79,16 +83,22 @@ pub(crate) async fn run(mut w: Worker) {
             }
             let started = std::panic::catch_unwind(AssertUnwindSafe(|| backend.call_many(calls)));
             let waiting = w.waiting.clone();
+            let (answered, next) = oneshot::channel();
+            let before = answered_before.replace(next);
             tokio::spawn(async move {
                 let mut outcomes = match started {
                     Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_default(),
                     Err(_) => Vec::new(),
                 }
                 .into_iter();
+                if let Some(before) = before {
+                    let _ = before.await;
+                }
                 for reply in replies {
                     waiting.fetch_sub(1, Ordering::AcqRel);
                     reply.outcome(outcomes.next().unwrap_or_else(internal_error));
                 }
+                let _ = answered.send(());
             });
             continue;
         }

@@ -1,11 +1,12 @@
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use libvms_rpc::{RpcServer, ServerConfig};
+use libvms_rpc::{Backend, BoxFuture, Call, Outcome, RpcServer, ServerConfig};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -418,5 +419,40 @@ async fn slow_reader_is_dropped_without_stalling_the_vm() {
     until(|| server.connections() == 1).await;
     assert_eq!(rt(&mut other, r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#).await, r#"{"jsonrpc":"2.0","result":3,"id":1}"#);
     drop(slow);
+    server.close().await;
+}
+
+/// A pipelined backend whose first hand-off ends last: its outcomes are ready after the second one's.
+struct OutOfOrder(Arc<TestVm>);
+
+impl Backend for OutOfOrder {
+    fn methods(&self) -> Vec<String> {
+        Vm(self.0.clone()).methods()
+    }
+    fn info(&self) -> serde_json::Map<String, serde_json::Value> {
+        Vm(self.0.clone()).info()
+    }
+    fn call(&self, call: Call) -> BoxFuture<Outcome> {
+        Vm(self.0.clone()).call(call)
+    }
+    fn pipelined(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_replies_leave_in_the_order_the_calls_ran() {
+    let server = RpcServer::new(ServerConfig::default());
+    let vm = TestVm::new();
+    server.mount("/vm1", Arc::new(OutOfOrder(vm.clone()))).unwrap();
+    let addr = server.listen("127.0.0.1", 0).await.unwrap();
+    let mut ws = raw(addr, "/vm1").await;
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"sleep","params":[200,"first"],"id":1}"#).await;
+    until(|| vm.calls() == 1).await;
+    // Handed over on its own, and done long before the sleep: its reply still waits for the sleep's.
+    send(&mut ws, r#"{"jsonrpc":"2.0","method":"hello","params":["second"],"id":2}"#).await;
+    until(|| vm.done() == 1 && vm.calls() == 2).await;
+    assert_eq!(recv(&mut ws).await, r#"{"jsonrpc":"2.0","result":"first","id":1}"#);
+    assert_eq!(recv(&mut ws).await, r#"{"jsonrpc":"2.0","result":"hello second","id":2}"#);
     server.close().await;
 }
