@@ -23,11 +23,12 @@ struct Inner {
     core: Mutex<Option<Core>>,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Mirrors of the core's length and byte length, readable without waiting for a commit in progress.
-    length: AtomicU64,
+    /// A mirror of the core's byte length, readable without waiting for a commit in progress (its length is
+    /// `durable.length`).
     byte_length: AtomicU64,
     writable: bool,
-    /// What `wait_durable` watches: the committed length, and whether the log can still reach a longer one.
+    /// The committed length, and whether the log can still reach a longer one: what `length` reads and
+    /// `wait_durable` watches.
     durable: watch::Sender<Durable>,
 }
 
@@ -53,15 +54,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SharedCore {
     pub fn new(core: Core) -> SharedCore {
         let writable = core.writable();
-        let committed = core.length();
         let inner = Arc::new(Inner {
-            length: AtomicU64::new(core.length()),
             byte_length: AtomicU64::new(core.byte_length()),
+            durable: watch::Sender::new(Durable { length: core.length(), stopped: None }),
             core: Mutex::new(Some(core)),
             queue: Mutex::new(None),
             writer: Mutex::new(None),
             writable,
-            durable: watch::Sender::new(Durable { length: committed, stopped: None }),
         });
         if writable {
             let (tx, rx) = mpsc::channel::<Job>();
@@ -131,7 +130,7 @@ impl SharedCore {
 
     /// Length as of the last commit (never blocks).
     pub fn length(&self) -> u64 {
-        self.inner.length.load(Ordering::Acquire)
+        self.inner.durable.borrow().length
     }
 
     pub fn byte_length(&self) -> u64 {
@@ -208,7 +207,6 @@ fn append_locked(inner: &Inner, blocks: &[&[u8]]) -> Result<u64> {
     let r = catch_unwind(AssertUnwindSafe(|| core.append_batch(blocks)))
         .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))));
     inner.byte_length.store(core.byte_length(), Ordering::Release);
-    inner.length.store(core.length(), Ordering::Release);
     let length = core.length();
     inner.durable.send_modify(|d| match &r {
         Ok(_) => d.length = length,
