@@ -21,10 +21,35 @@ use crate::call_log::NativeLog;
 use crate::errors::{guard, js};
 
 /// `(ticket, callsJson) => void`, where callsJson is `[[methodName, paramsJson, userId], ...]`: every call queued at
-/// the moment, handed over in order. JavaScript answers with `reply(ticket, outcomesJson)` once every call has
-/// ended (no promise crosses the boundary). Weak: a mounted VM alone never keeps Node alive (a listening server
+/// the moment, handed over in order. JavaScript answers with `reply(ticket, outcomesJson, durableAt)` once every
+/// call has run (no promise crosses the boundary). Weak: a mounted VM alone never keeps Node alive (a listening server
 /// does, through `untilClosed`), and it is released when the mount's last call is done.
 type CallFn = ThreadsafeFunction<FnArgs<(u32, String)>, (), FnArgs<(u32, String)>, Status, false, true>;
+
+/// A count of things under way, and a wait for there being none.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    none: Notify,
+}
+
+impl InFlight {
+    fn start(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.none.notify_one();
+        }
+    }
+
+    async fn none(&self) {
+        while self.count.load(Ordering::Acquire) > 0 {
+            self.none.notified().await;
+        }
+    }
+}
 
 /// Hand-offs waiting for JavaScript's `reply`, by ticket; shared by every mount of one server.
 #[derive(Default)]
@@ -56,9 +81,8 @@ struct JsBackend {
     methods: Vec<String>,
     info: Map<String, Value>,
     call: Arc<CallFn>,
-    /// Hand-offs queued for the JS thread and not yet taken up; `taken` is notified as each one is.
-    untaken: Arc<AtomicUsize>,
-    taken: Arc<Notify>,
+    /// Hand-offs queued for the JS thread and not yet taken up.
+    untaken: Arc<InFlight>,
     tickets: Arc<Tickets>,
     /// The VM's call log: replies wait here until their entries are durable, without a trip through JavaScript.
     log: Option<SharedCore>,
@@ -110,16 +134,15 @@ impl Backend for JsBackend {
             .collect();
         let (ticket, rx) = self.tickets.issue();
         let args = FnArgs::from((ticket, Value::Array(batch).to_string()));
-        let (untaken, taken) = (self.untaken.clone(), self.taken.clone());
-        untaken.fetch_add(1, Ordering::AcqRel);
+        let untaken = self.untaken.clone();
+        untaken.start();
         let status = self.call.call_with_return_value(args, ThreadsafeFunctionCallMode::NonBlocking, move |_, _| {
-            untaken.fetch_sub(1, Ordering::AcqRel);
-            taken.notify_one();
+            untaken.end();
             Ok(())
         });
         let log = self.log.clone();
         if status != Status::Ok {
-            self.untaken.fetch_sub(1, Ordering::AcqRel);
+            self.untaken.end();
             self.tickets.waiting().remove(&ticket);
         }
         Box::pin(async move {
@@ -148,12 +171,8 @@ impl Backend for JsBackend {
     /// Once the JS thread has taken up the last hand-off: while it is busy, calls gather into the next one (one
     /// thread-safe call, one JSON text and one reply for all of them instead of one each).
     fn ready(&self) -> BoxFuture<()> {
-        let (untaken, taken) = (self.untaken.clone(), self.taken.clone());
-        Box::pin(async move {
-            while untaken.load(Ordering::Acquire) > 0 {
-                taken.notified().await;
-            }
-        })
+        let untaken = self.untaken.clone();
+        Box::pin(async move { untaken.none().await })
     }
 }
 
@@ -248,8 +267,7 @@ impl NativeRpcServer {
                 _ => return Err(err::bad_argument("info must be a JSON object")),
             };
             let (tickets, log) = (self.tickets.clone(), log.map(|l| l.core.clone()));
-            let (untaken, taken) = (Arc::default(), Arc::default());
-            let backend = JsBackend { methods, info, call: Arc::new(call), untaken, taken, tickets, log };
+            let backend = JsBackend { methods, info, call: Arc::new(call), untaken: Arc::default(), tickets, log };
             self.server.mount(&path, Arc::new(backend))
         })
     }
@@ -369,9 +387,8 @@ struct ReplyQueue {
     ready: Mutex<Vec<ClientReply>>,
     /// Dropped (releasing Node) once the connection has ended and every call has been answered.
     wake: Mutex<Option<WakeFn>>,
-    /// Calls whose reply has not been queued yet; `idle` is notified when it drops to 0.
-    outstanding: AtomicUsize,
-    idle: Notify,
+    /// Calls whose reply has not been queued yet.
+    outstanding: InFlight,
 }
 
 impl ReplyQueue {
@@ -391,9 +408,7 @@ impl ReplyQueue {
     /// Once the connection has ended: wait until every call is answered (pending ones fail with Closed at once),
     /// then drop `wake`, so a closed client never keeps Node alive.
     async fn finish(&self) {
-        while self.outstanding.load(Ordering::Acquire) > 0 {
-            self.idle.notified().await;
-        }
+        self.outstanding.none().await;
         self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
@@ -407,8 +422,7 @@ pub async fn rpc_open(url: String, user: Option<String>, timeout_ms: f64, wake: 
     let replies = Arc::new(ReplyQueue {
         ready: Mutex::new(Vec::new()),
         wake: Mutex::new(Some(wake)),
-        outstanding: AtomicUsize::new(0),
-        idle: Notify::new(),
+        outstanding: InFlight::default(),
     });
     Ok(NativeRpcClient { client, replies })
 }
@@ -432,7 +446,7 @@ impl NativeRpcClient {
         let timeout = Some(js(ms(timeout_ms, "timeout"))?).filter(|t| !t.is_zero());
         let reply = self.client.start_call(&method, params, timeout);
         let replies = self.replies.clone();
-        replies.outstanding.fetch_add(1, Ordering::AcqRel);
+        replies.outstanding.start();
         napi::bindgen_prelude::spawn(async move {
             let reply = match reply.await {
                 Ok(r) => {
@@ -442,9 +456,7 @@ impl NativeRpcClient {
                 Err(e) => ClientReply { token, ok: false, json: None, error: Some(crate::errors::to_js(e).reason) },
             };
             replies.push(reply);
-            if replies.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
-                replies.idle.notify_one();
-            }
+            replies.outstanding.end();
         });
         Ok(())
     }
