@@ -26,6 +26,7 @@ class VMFactory extends VM {
     /** The live VMs, by id. */
     this.VMs = {}
     this._rpcServer = null
+    this._rpcUrl = null // the factory's public URL when the host knows it (provisionVM adds rpcUrl)
     this._registry = null // { vms: { [id]: { state, title, callLogUrl, filesArchiveUrl, ... } } }
     this._inFlight = new Set() // provisions under way: they count against maxVMs and are awaited by close()
     this._shutting = false
@@ -57,8 +58,15 @@ class VMFactory extends VM {
     return this
   }
 
-  /** Serve provisioned VMs on `server` at `/<id>` (the ones already running, and every later one). */
-  setRPCServer (server) {
+  /**
+   * Serve provisioned VMs on `server` at `/<id>` (the ones already running, and every later one). `url` is the
+   * factory's public URL (e.g. ws://host:5555/); with it, provisionVM also returns each VM's `rpcUrl` (`url` + id).
+   */
+  setRPCServer (server, { url } = {}) {
+    if (url !== undefined && url !== null) {
+      if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) throw new BadArgumentError('setRPCServer: url must be a ws:// or wss:// URL')
+      this._rpcUrl = url.endsWith('/') ? url : url + '/'
+    }
     this._rpcServer = server
     for (const [id, vm] of Object.entries(this.VMs)) server.mount('/' + id, vm)
   }
@@ -98,6 +106,8 @@ class VMFactory extends VM {
       throw e
     }
     const info = { id, callLogUrl: vm.callLog.url, filesArchiveUrl: vm.filesArchive.url }
+    // Without a known public URL the result stays exactly as libvms 2 had it.
+    if (this._rpcUrl) info.rpcUrl = this._rpcUrl + id
     this._setEntry(id, { ...this._registry.vms[id], state: 'live', callLogUrl: info.callLogUrl, filesArchiveUrl: info.filesArchiveUrl })
     this.VMs[id] = vm
     if (this._rpcServer) this._rpcServer.mount('/' + id, vm)
@@ -142,6 +152,11 @@ class VMFactory extends VM {
       try {
         vm = new VM(await latestCode(dir))
         vm.id = id
+        // A brought-back VM whose init throws still serves; the factory passes the warning on.
+        vm.on('warning', (w) => {
+          w.message = `VM ${id}: ${w.message}`
+          this.emit('warning', w)
+        })
         await vm.deploy({ dir, title: entry.title, url: entry.filesArchiveUrl })
       } catch (e) {
         if (vm) await vm.close().catch(() => {})

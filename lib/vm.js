@@ -44,11 +44,14 @@ class VM extends EventEmitter {
 
   /**
    * Create (new dir) or reopen (dir with meta.json) the VM's archive and log, evaluate the script, and run its
-   * `init` as a logged call. Resolves once `init` has finished; rejects with init's error if it throws.
+   * `init` as a logged call. Resolves once `init` has finished. On a first deploy, rejects with init's error if it
+   * throws; on a restart, init's error is only logged (as any call's) and emitted as 'warning': the VM's data must
+   * stay servable even when init is not idempotent (libvms 2 did not await init at all).
    */
   async deploy ({ dir, title, url } = {}) {
     if (typeof dir !== 'string' || !dir) throw new BadArgumentError('deploy needs a dir')
     const meta = readMeta(dir)
+    const restarting = Boolean(meta)
     if (meta) {
       if (url && url !== meta.url) throw new BadArgumentError(`Mismatched url: ${dir} holds ${meta.url}, not ${url}`)
       await this._reopen(dir, meta)
@@ -61,7 +64,21 @@ class VM extends EventEmitter {
       await this._create(dir, title)
     }
     this._evaluate()
-    if (typeof this.exports.init === 'function') await this.executeCall({ methodName: 'init', args: [] })
+    if (typeof this.exports.init === 'function') {
+      const outcome = await this._start({ methodName: 'init', args: [] })
+      await outcome.durable // a storage failure always rejects
+      if (outcome.threw) {
+        if (!restarting) {
+          this._initFailed = true // tells the CLI the error came from init
+          throw outcome.value
+        }
+        const warning = new Error(`init threw on restart (logged as entry ${outcome.durableAt - 1}; the VM serves anyway): ${errorText(outcome.value)}`)
+        warning.name = 'InitWarning'
+        warning.cause = outcome.value
+        warning.entry = outcome.durableAt - 1
+        this.emit('warning', warning)
+      }
+    }
     this.emit('ready')
     return this
   }
@@ -114,8 +131,10 @@ class VM extends EventEmitter {
       // A replay need not wait for each entry to be durable: entries queue in order, and it waits once at the end.
       vm._replaying = true
       vm._pending = new PendingWrites()
+      // onProgress counts log entries, init included: (1, total) once the init entry is in, then up to (total, total).
       const total = callLog.length
       let done = 1
+      if (onProgress) onProgress(done, total)
       for await (const entry of callLog.entries({ start: 1, end: total })) {
         await vm._replayEntry(entry)
         done++
@@ -220,6 +239,12 @@ class VM extends EventEmitter {
     if (this._tmpDir) fs.rmSync(this._tmpDir, { recursive: true, force: true })
     this.emit('close')
   }
+}
+
+/** `Name: message` of whatever a script threw. */
+function errorText (e) {
+  if (e instanceof Error || (e && typeof e.message === 'string')) return `${e.name || 'Error'}: ${e.message}`
+  return String(e)
 }
 
 /** Appends a replay did not wait for: `settled()` waits for the last and rethrows the first failure. */

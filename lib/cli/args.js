@@ -16,12 +16,24 @@ function parse (argv, options) {
     if (o.short) spec[name].short = o.short
     if (o.default !== undefined) spec[name].default = o.default
   }
+  // A negative number (`call URL add -5 3`, `--from -1`) is a value, not an unknown option: parseArgs would refuse
+  // it, so it is held out of its sight and put back afterwards.
+  const held = []
+  const args = argv.map((a) => NEGATIVE.test(a) ? `${HELD}${held.push(a) - 1}` : a)
+  const restore = (v) => typeof v === 'string' && v.startsWith(HELD) ? held[Number(v.slice(HELD.length))] : v
+  let parsed
   try {
-    return parseArgs({ args: argv, options: spec, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args, options: spec, allowPositionals: true, strict: true })
   } catch (e) {
-    throw new UsageError(e.message.replace(/\. To specify a positional.*$/s, ''))
+    throw new UsageError(e.message.replace(/\. To specify a positional.*$/s, '').split(HELD).join(''))
   }
+  const values = {}
+  for (const [k, v] of Object.entries(parsed.values)) values[k] = restore(v)
+  return { values, positionals: parsed.positionals.map(restore) }
 }
+
+const NEGATIVE = /^-(\d|\.\d)/
+const HELD = '\u0000held:'
 
 /** `--name` as a non-negative integer (ports, counts). */
 function intOption (values, name, fallback) {

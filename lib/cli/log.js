@@ -3,6 +3,7 @@
 const { openLog } = require('./vm-dir')
 const { intOption } = require('./args')
 const { UsageError } = require('../errors')
+const { progressBar } = require('./progress')
 
 const MAX_SHOWN = 60 // characters of a value shown in the readable format
 
@@ -33,6 +34,19 @@ function formatEntry (seq, entry) {
   }
 }
 
+/** Resolves when `stream` can take more, or is gone (an EPIPE closes it; the CLI handles that error). */
+function drained (stream) {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      resolve()
+    }
+    stream.on('drain', done)
+    stream.on('close', done)
+  })
+}
+
 module.exports = {
   summary: 'print the entries of a VM\'s call log',
   usage: 'Usage: libvms log DIR [--from N] [--json]',
@@ -46,13 +60,22 @@ module.exports = {
     if (positionals.length !== 1) throw new UsageError('usage: libvms log DIR')
     const from = intOption(values, 'from', 0)
     const log = await openLog(positionals[0])
+    // Printing a large log to a file or a pipe: a bar on the terminal (stderr) says how far it got.
+    const bar = progressBar(io.err, { label: 'printing', enabled: Boolean(io.err.isTTY) && !io.out.isTTY })
     try {
+      const start = Math.min(from, log.length)
       let seq = from
-      for await (const entry of log.entries({ start: Math.min(from, log.length) })) {
-        io.out.write((values.json ? JSON.stringify(entry && typeof entry === 'object' ? { seq, ...entry } : { seq, value: entry }) : formatEntry(seq, entry)) + '\n')
+      for await (const entry of log.entries({ start })) {
+        // The reader went away (`libvms log DIR | head`): stop quietly, as Unix tools do.
+        if (io.out.destroyed || io.out.writableEnded) break
+        const ok = io.out.write((values.json ? JSON.stringify(entry && typeof entry === 'object' ? { seq, ...entry } : { seq, value: entry }) : formatEntry(seq, entry)) + '\n')
         seq++
+        bar.update(seq - start, log.length - start)
+        // Wait for a slow reader instead of buffering the whole log in memory.
+        if (!ok && !io.out.destroyed) await drained(io.out)
       }
     } finally {
+      bar.stop()
       await log.close()
     }
     return 0

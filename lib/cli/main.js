@@ -82,6 +82,13 @@ async function main (argv, io = { out: process.stdout, err: process.stderr }) {
 
 /** Entry point for bin/: run, report, exit. */
 function run (argv) {
+  // A reader that goes away (`libvms log DIR | head`) ends the output quietly, not with an EPIPE stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e) => {
+      if (e && e.code === 'EPIPE') return stream.destroy()
+      throw e
+    })
+  }
   main(argv).then((code) => finish(code), (err) => {
     const stack = createDebug.enabled('libvms:cli') || process.env.DEBUG
     if (err && err.code === 'USAGE') {

@@ -2,6 +2,7 @@
 // Deploy a script (as a VM or a VM factory), serve it over RPC at `/`, and stop cleanly on SIGINT/SIGTERM:
 // the server first (no new calls), then the VM (running calls finish, the log and archive are flushed).
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const VM = require('../vm')
 const VMFactory = require('../vm-factory')
@@ -10,6 +11,8 @@ const { intOption } = require('./args')
 const RPCServer = require('../rpc-server')
 const ReplicationHost = require('../host')
 const { UsageError } = require('../errors')
+const { checkScript, checkDataDir, removeFailedDir, explainDeployError, explainListenError } = require('./serve-checks')
+const { CODES } = require('./interrupt')
 
 const debug = createDebug('libvms:serve')
 const pkg = require('../../package.json')
@@ -48,26 +51,36 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   const dir = values.dir ? path.resolve(values.dir) : defaultDir(scriptPath)
   const title = values.title || path.basename(scriptPath)
   const maxVMs = factory ? intOption(values, 'max-vms', 100) : undefined
+  // Refuse what cannot work before anything is created: a script that does not compile, a folder that is not a VM's.
+  checkScript(code, scriptPath)
+  const fresh = checkDataDir(dir)
 
   // Signals are caught from the start, so a Ctrl+C during startup still shuts down cleanly.
   const stop = stopSignal(io)
 
   const replicationPort = intOption(values, 'replication-port', 0)
   const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
+  // A restart whose init throws still serves (the error is in the log): one line says so.
+  vm.on('warning', (w) => io.err.write(`libvms: warning: ${w.message}\n`))
   let server = null
   let replication = null
+  let deployed = false
   try {
-    await vm.deploy({ dir, title })
-    // Auditors fetch the log and the archive from here; the RPC handshake tells them the port.
-    replication = await ReplicationHost.listen({ host, port: replicationPort })
+    // Ports first: one in use must not leave a new VM directory behind.
+    replication = await ReplicationHost.listen({ host, port: replicationPort }).catch((e) => { throw explainListenError(e, host, replicationPort, '--replication-port') })
     server = new RPCServer({ replication })
+    await server.listen({ port, host }).catch((e) => { throw explainListenError(e, host, port, '--port') })
+    await vm.deploy({ dir, title }).catch((e) => { throw explainDeployError(e, { vm, dir, scriptPath, fresh }) })
+    deployed = true
+    // Auditors fetch the log and the archive from here; the RPC handshake tells them the port.
     server.mount('/', vm)
-    if (factory) vm.setRPCServer(server)
-    await server.listen({ port, host })
+    if (factory) vm.setRPCServer(server, { url: publicUrl(host, server.port) })
   } catch (e) {
     if (server) await server.close().catch(() => {})
     if (replication) await replication.close().catch(() => {})
     await vm.close().catch(() => {})
+    // A first run that failed leaves nothing behind: a half-made VM directory would not verify.
+    if (fresh && !deployed) removeFailedDir(dir, fresh)
     stop.dispose()
     throw e
   }
@@ -97,7 +110,14 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   await vm.close()
   stop.dispose()
   io.out.write('Stopped.\n')
-  return 0
+  // As a shell expects of a program stopped by a signal (and as npx reports it): 128 + the signal's number.
+  return CODES[signal] || 130
+}
+
+/** The URL clients use to reach this host (for a factory's provisionVM `rpcUrl`). */
+function publicUrl (host, port) {
+  const name = host === '0.0.0.0' || host === '::' ? os.hostname() : host
+  return `ws://${name.includes(':') ? `[${name}]` : name}:${port}/`
 }
 
 /** Resolves with the first SIGINT/SIGTERM; a second one while stopping exits at once. */
@@ -109,7 +129,7 @@ function stopSignal (io) {
     count++
     if (count === 1) return resolve(signal)
     io.err.write(`${signal} again: exiting without waiting (acknowledged calls are already durable)\n`)
-    process.exit(130)
+    process.exit(CODES[signal] || 130)
   }
   process.on('SIGINT', on)
   process.on('SIGTERM', on)

@@ -12,6 +12,8 @@ const { wsUrl, intOption } = require('./args')
 const { readMeta, openLog, openArchive } = require('./vm-dir')
 const Verifier = require('../verifier')
 const { UsageError } = require('../errors')
+const { VerifyReport } = require('./verify-report')
+const { interruptible } = require('./interrupt')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
 const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF'])
@@ -58,35 +60,22 @@ function isRemote (target) {
   return /^(wss?|dat|https?):\/\//.test(target) || (!fs.existsSync(target) && /^[\w.-]+:\d+(\/|$)/.test(target))
 }
 
-/** onProgress for VM.fromCallLog: a bar on a terminal, a line per 10% otherwise. */
-function progressReporter (err) {
-  let lastTenth = -1
-  return {
-    update (done, total) {
-      if (err.isTTY) {
-        const width = 30
-        const filled = total ? Math.round((done / total) * width) : width
-        err.write(`\r  replaying [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}`)
-      } else {
-        const tenth = total ? Math.floor((done * 10) / total) : 10
-        if (tenth !== lastTenth) {
-          lastTenth = tenth
-          err.write(`  replayed ${done}/${total} entries\n`)
-        }
-      }
-    },
-    end () { if (err.isTTY) err.write('\n') }
-  }
+/** A factory's log provisions VMs (fresh ids and keys), which a replay cannot do yet: say so, do not call it a mismatch. */
+function isFactory (target, remote, init) {
+  if (!remote && fs.existsSync(path.join(target, 'vms.json'))) return true
+  return /\bSystem\s*\.\s*vms\b/.test(init.code || '')
 }
 
 module.exports = {
   summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable)',
-  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS]',
+  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
     files: { type: 'string', arg: 'URL', help: 'expected files archive URL (mismatch if DIR holds another)' },
     dir: { type: 'string', arg: 'DIR', help: 'keep the replica in this new directory (default: a temp dir, removed)' },
     timeout: { type: 'string', arg: 'MS', help: 'for a URL: give up connecting or fetching after this many ms (default 10000)' },
+    json: { type: 'boolean', help: 'print only a summary object: {verdict, entries, replayed, timeMs, firstDivergence, problems}' },
+    quiet: { type: 'boolean', short: 'q', help: 'no step lines or progress bar; print the summary object (as --json)' },
     utp: { type: 'boolean' }, // NodeVMS 1.x; accepted, no effect
     'no-utp': { type: 'boolean' }
   },
@@ -94,20 +83,28 @@ module.exports = {
     'DIR is a VM directory (as made by `libvms exec`); its VM must be stopped (the log is locked while it runs).',
     'URL (ws://HOST:PORT/PATH) audits a running host: the log and archive are fetched over the Hypercore protocol',
     'from the replication port its RPC handshake names, every block verified, then replayed and compared.',
-    'Exit code: 0 verified, 1 mismatch (first divergent entry / differing files printed), 2 unusable input.'
+    'On a terminal the replay shows a progress bar (counts, rate, ETA); Ctrl+C stops it and removes the replica.',
+    'Exit code: 0 verified, 1 mismatch (first divergent entry / differing files printed), 2 unusable input,',
+    '3 not replayable (a VM factory\'s log: provisioning is not replayable yet; verify each VM\'s own dir), 130 Ctrl+C.'
   ].join('\n'),
   async run ({ positionals, values, io }) {
     const target = positionals[0]
     if (!target || positionals.length > 1) throw new UsageError('usage: libvms verify DIR|URL')
-    const say = (line) => io.out.write(line + '\n')
+    const report = new VerifyReport(io, { json: values.json, quiet: values.quiet })
+    const say = (line) => report.say(line)
+    // Temp folders this run made; Ctrl+C removes them however far the work got.
+    const temps = []
+    const interrupt = interruptible(io, temps)
     let log = null
     let archive = null
     let replica = null
     let filesUrl
     let tmp = null
     try {
-      if (isRemote(target)) {
+      const remote = isRemote(target)
+      if (remote) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
+        temps.push(tmp)
         ;({ log, archive, filesUrl } = await fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say))
       } else {
         const meta = readMeta(target)
@@ -116,6 +113,8 @@ module.exports = {
         archive = await openArchive(target, meta.url)
         say(`Verifying ${path.resolve(target)}`)
       }
+      interrupt.check()
+      report.entries = log.length
       say(`  call log      ${log.url} (${log.length} entries)`)
       say(`  files archive ${archive.url} (version ${archive.version})`)
 
@@ -123,51 +122,72 @@ module.exports = {
       if (values.files && values.files !== archive.url) throw new Mismatch(`the files archive is ${archive.url}, not the expected ${values.files}`)
 
       await log.verify()
+      interrupt.check()
       say('✓ Call log signature and entries check out')
 
       const init = await log.get(0)
       if (!init || init.type !== 'init') throw new UsageError(`${target} holds no VM call log (entry 0 is not an init entry)`)
       if (init.filesArchiveUrl !== filesUrl) throw new Mismatch(`the call log names files archive ${init.filesArchiveUrl}, but the VM serves ${filesUrl}`)
-      if (!tmp && fs.existsSync(path.join(target, 'vms.json'))) {
-        say('  note: this is a VM factory; provisioning VMs is not replayable yet, so its replay is expected to differ')
+      if (isFactory(target, remote, init)) {
+        report.note = 'VM factory: its call log is not replayable yet (provisioning makes fresh ids and keys)'
+        io.err.write([
+          'libvms: this is a VM factory. Its call log is signed and intact, but a factory\'s log is not replayable yet:',
+          '  provisioning makes fresh ids and keys, which a replay cannot reproduce. Nothing was found wrong.',
+          `  Each VM it provisioned verifies on its own: libvms verify ${remote ? 'ws://HOST:PORT/<id>' : path.join(target, '<id>')}`
+        ].join('\n') + '\n')
+        return report.finish(3)
       }
 
       if (values.dir && fs.existsSync(values.dir)) throw new UsageError(`--dir ${values.dir} already exists; the replica needs a new directory`)
-      const progress = progressReporter(io.err)
-      replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, { dir: values.dir, onProgress: progress.update })
-      progress.end()
-      say(`  replayed ${log.length - 1} entries`)
+      let replicaDir = values.dir
+      if (!replicaDir) {
+        const t = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-replay-'))
+        temps.push(t)
+        replicaDir = path.join(t, 'replica')
+      }
+      const onProgress = report.onProgress
+      replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, {
+        dir: replicaDir,
+        // Throwing here is how Ctrl+C stops a replay: fromCallLog closes the replica and rethrows.
+        onProgress (done, total) { interrupt.check(); onProgress(done, total) }
+      })
+      report.endProgress()
+      interrupt.check()
+      say(`  replayed ${report.replayed}/${log.length} entries`)
 
-      const problems = []
+      let mismatch = false
       await Verifier.compareLogs(log, replica.callLog).then(
         () => say('✓ Call log: the replay produced the same entries'),
         (e) => {
           if (e.code !== 'VERIFICATION_MISMATCH') throw e
-          problems.push(`Call log mismatch: ${e.message}`)
+          mismatch = true
+          report.problem(`Call log mismatch: ${e.message}`)
           if (e.index !== undefined) {
-            problems.push(`  entry ${e.index} in the log:    ${JSON.stringify(e.a)}`)
-            problems.push(`  entry ${e.index} in the replay: ${JSON.stringify(e.b)}`)
+            report.divergence(e.index, e.a, e.b)
+            report.problem(`  entry ${e.index} in the log:    ${JSON.stringify(e.a)}\n  entry ${e.index} in the replay: ${JSON.stringify(e.b)}`)
           }
         })
+      interrupt.check()
       await Verifier.compareArchives(archive, replica.filesArchive).then(
         () => say('✓ Files archive: the replay produced the same files'),
-        (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; problems.push(`Files archive mismatch: ${e.message}`) })
-      if (problems.length) throw new Mismatch(problems.join('\n'))
-      say('VERIFIED')
-      return 0
+        (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; mismatch = true; report.problem(`Files archive mismatch: ${e.message}`) })
+      return report.finish(mismatch ? 1 : 0)
     } catch (e) {
+      report.endProgress()
+      if (interrupt.interrupted) return report.finish(interrupt.code)
       if (e instanceof Mismatch || MISMATCH.has(e.code)) {
         const where = e.index !== undefined && !(e instanceof Mismatch) ? ` (entry ${e.index})` : ''
-        for (const line of e.message.split('\n')) io.err.write(`✗ ${line}${where}\n`)
-        say('NOT VERIFIED')
-        return 1
+        if (e.index !== undefined && !(e instanceof Mismatch)) report.divergence(e.index)
+        report.problem(e.message.split('\n').map((l) => l + where).join('\n'))
+        return report.finish(1)
       }
       throw e
     } finally {
       if (replica) await replica.close()
       if (archive) await archive.close()
       if (log) await log.close()
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
+      for (const t of temps) fs.rmSync(t, { recursive: true, force: true })
+      interrupt.dispose()
     }
   }
 }
