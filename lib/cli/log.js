@@ -34,16 +34,14 @@ function formatEntry (seq, entry) {
   }
 }
 
-/** Resolves when `stream` can take more, or is gone (an EPIPE closes it; the CLI handles that error). */
+/** Resolves when `stream` can take more, or has failed or closed (the CLI reports nothing for EPIPE). */
 function drained (stream) {
   return new Promise((resolve) => {
     const done = () => {
-      stream.off('drain', done)
-      stream.off('close', done)
+      for (const e of ['drain', 'close', 'error']) stream.off(e, done)
       resolve()
     }
-    stream.on('drain', done)
-    stream.on('close', done)
+    for (const e of ['drain', 'close', 'error']) stream.on(e, done)
   })
 }
 
@@ -62,19 +60,24 @@ module.exports = {
     const log = await openLog(positionals[0])
     // Printing a large log to a file or a pipe: a bar on the terminal (stderr) says how far it got.
     const bar = progressBar(io.err, { label: 'printing', enabled: Boolean(io.err.isTTY) && !io.out.isTTY })
+    // The reader went away (`libvms log DIR | head`): stop quietly, as Unix tools do. (A pipe stdout is not
+    // destroyed by EPIPE; every later write fails again, so the error is what tells.)
+    let gone = false
+    const onError = () => { gone = true }
+    io.out.on('error', onError)
     try {
       const start = Math.min(from, log.length)
       let seq = from
       for await (const entry of log.entries({ start })) {
-        // The reader went away (`libvms log DIR | head`): stop quietly, as Unix tools do.
-        if (io.out.destroyed || io.out.writableEnded) break
+        if (gone || io.out.destroyed || io.out.writableEnded) break
         const ok = io.out.write((values.json ? JSON.stringify(entry && typeof entry === 'object' ? { seq, ...entry } : { seq, value: entry }) : formatEntry(seq, entry)) + '\n')
         seq++
         bar.update(seq - start, log.length - start)
         // Wait for a slow reader instead of buffering the whole log in memory.
-        if (!ok && !io.out.destroyed) await drained(io.out)
+        if (!ok && !gone && !io.out.destroyed) await drained(io.out)
       }
     } finally {
+      io.out.off('error', onError)
       bar.stop()
       await log.close()
     }

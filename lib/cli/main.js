@@ -85,8 +85,7 @@ function run (argv) {
   // A reader that goes away (`libvms log DIR | head`) ends the output quietly, not with an EPIPE stack trace.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e) => {
-      if (e && e.code === 'EPIPE') return stream.destroy()
-      throw e
+      if (!e || e.code !== 'EPIPE') throw e
     })
   }
   main(argv).then((code) => finish(code), (err) => {

@@ -5,6 +5,9 @@
 const cliProgress = require('cli-progress')
 
 const FPS = 10
+// The bar moves in steps of 1/STEPS of the total: however slow the machine, a run redraws about STEPS times at most
+// (cli-progress only redraws a changed line, and no more than FPS times a second).
+const STEPS = 50
 
 /**
  * A bar on `stream` labelled `label`, counting `unit`. `update(done, total)` as often as you like (the bar starts on
@@ -15,9 +18,12 @@ function progressBar (stream, { label, unit = 'entries', enabled = Boolean(strea
   let bar = null
   let started = 0
   let last = 0
+  let shown = 0
   return {
     update (done, total) {
       last = done
+      if (bar && done !== total && done - shown < total / STEPS) return
+      shown = done
       if (!bar) {
         started = Date.now()
         bar = new cliProgress.SingleBar({
@@ -51,4 +57,4 @@ function rate (done, since) {
   return secs > 0 ? Math.round(done / secs) : 0
 }
 
-module.exports = { progressBar, FPS }
+module.exports = { progressBar, FPS, STEPS }
