@@ -176,7 +176,8 @@ export interface ReplayOptions {
   /** Where the replica lives (a temp dir, removed at close, when absent). */
   dir?: string
   title?: string
-  /** Called after each replayed entry with (entries done, total entries). */
+  /** Called with (entries done, total entries), init included: (1, total) at the start, then after each entry
+   * up to (total, total). Throwing from it stops the replay (the replica is closed and the error rethrown). */
   onProgress?: (done: number, total: number) => void
 }
 
@@ -195,7 +196,8 @@ export class VM extends EventEmitter {
   filesArchive: DatArchive | null
   callLog: CallLog | null
   /** New dir: creates archive, log and meta.json. Existing dir: reopens them and logs `{type:'restart'}`.
-   * Then evaluates the script and awaits its `init` (logged); rejects with init's error if it throws. */
+   * Then evaluates the script and awaits its `init` (logged). On a new dir, rejects with init's error if it
+   * throws; on a restart, init's error is only logged and emitted as 'warning', and the VM serves. */
   deploy (opts: DeployOptions): Promise<this>
   /** Resolves with the method's result, or rejects with what it threw (a TypeError for a missing method,
    * an EncodingError for a result JSON cannot hold). Either way the call is logged. */
@@ -208,6 +210,8 @@ export class VM extends EventEmitter {
    * executed again, in order, and nothing else. Streams the log. */
   static fromCallLog (callLog: CallLog, urls: { filesArchiveUrl: string }, opts?: ReplayOptions): Promise<VM>
   on (event: 'ready' | 'close', listener: () => void): this
+  /** An `init` that threw on a restart: `cause` is what it threw, `entry` its log entry. */
+  on (event: 'warning', listener: (warning: Error & { cause: unknown, entry: number }) => void): this
 }
 
 /** A mismatch found by the Verifier. */
@@ -236,7 +240,13 @@ export class Verifier {
 }
 
 /** What `provisionVM` returns (and what a factory script gets from `System.vms.provisionVM`). */
-export interface ProvisionedVMInfo { id: string, callLogUrl: string, filesArchiveUrl: string }
+export interface ProvisionedVMInfo {
+  id: string
+  callLogUrl: string
+  filesArchiveUrl: string
+  /** The VM's RPC URL (the factory's URL + id), only when the factory knows its URL (setRPCServer's `url`). */
+  rpcUrl?: string
+}
 
 /** Anything with the RPCServer's mount/unmount. */
 export interface VMMounter {
@@ -254,7 +264,9 @@ export class VMFactory extends VM {
   /** The live VMs, by id. */
   VMs: Record<string, VM>
   readonly numVMs: number
-  setRPCServer (server: VMMounter): void
+  /** Mount provisioned VMs on `server` at `/<id>`. `url`: the factory's public ws(s):// URL; provisionVM then
+   * also returns each VM's `rpcUrl`. */
+  setRPCServer (server: VMMounter, opts?: { url?: string }): void
   /** Rejects with CapacityError ("This host is at maximum capacity") at maxVMs, BadArgumentError for bad code. */
   provisionVM (opts: { code: string, title?: string }): Promise<ProvisionedVMInfo>
   shutdownVM (id: string): Promise<void>
