@@ -1,6 +1,7 @@
 'use strict'
 // Ctrl+C (or SIGTERM) during long work: say so at once, let the work stop at its next check (so it closes what it
-// opened), and exit 128+signal. A second signal removes the known temp folders and exits without waiting.
+// opened), and exit 128+signal. A second signal, or the first during work that cannot stop halfway and writes
+// nothing worth closing (`immediate`: a fetch into a temp folder), removes the temp folders and exits at once.
 const fs = require('node:fs')
 
 const CODES = { SIGINT: 130, SIGTERM: 143 }
@@ -16,14 +17,16 @@ class InterruptedError extends Error {
 /** Catch SIGINT/SIGTERM until dispose(); `temps` (an array the caller fills) are removed on a second signal. */
 function interruptible (io, temps = []) {
   let signal = null
+  let immediate = false
   const on = (sig) => {
-    if (signal === null) {
+    const first = signal === null
+    if (first) {
       signal = sig
       io.err.write(`${io.err.isTTY ? '\n' : ''}libvms: ${sig === 'SIGINT' ? 'interrupted (Ctrl+C)' : sig}: stopping and removing temporary files...\n`)
-      return
+      if (!immediate) return
     }
     for (const t of temps) fs.rmSync(t, { recursive: true, force: true })
-    io.err.write(`libvms: ${sig} again: exiting now\n`)
+    if (!first) io.err.write(`libvms: ${sig} again: exiting now\n`)
     process.exit(CODES[signal] || 130)
   }
   process.on('SIGINT', on)
@@ -33,6 +36,15 @@ function interruptible (io, temps = []) {
     /** The exit code for the signal received (130 for Ctrl+C). */
     get code () { return CODES[signal] || 130 },
     check () { if (signal !== null) throw new InterruptedError(signal) },
+    /** Run `fn` (a promise-returning step) in immediate mode. */
+    async immediately (fn) {
+      immediate = true
+      try {
+        return await fn()
+      } finally {
+        immediate = false
+      }
+    },
     dispose () {
       process.off('SIGINT', on)
       process.off('SIGTERM', on)

@@ -105,7 +105,8 @@ module.exports = {
       if (remote) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         temps.push(tmp)
-        ;({ log, archive, filesUrl } = await fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say))
+        // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.
+        ;({ log, archive, filesUrl } = await interrupt.immediately(() => fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say)))
       } else {
         const meta = readMeta(target)
         filesUrl = meta.url
@@ -121,7 +122,7 @@ module.exports = {
       if (values.log && values.log !== log.url) throw new Mismatch(`the call log is ${log.url}, not the expected ${values.log}`)
       if (values.files && values.files !== archive.url) throw new Mismatch(`the files archive is ${archive.url}, not the expected ${values.files}`)
 
-      await log.verify()
+      await interrupt.immediately(() => log.verify()) // read-only: nothing to close first
       interrupt.check()
       say('✓ Call log signature and entries check out')
 
