@@ -13,7 +13,12 @@ async function connect (input, values) {
   const url = wsUrl(input)
   const opts = {}
   if (values.user !== undefined) opts.user = values.user
-  await client.connect(url, opts)
+  try {
+    await client.connect(url, opts)
+  } catch (e) {
+    if (e && e.code === 'CONNECTION_FAILED') e.message += ' (is the VM running? `libvms exec SCRIPT` prints the URL it serves at)'
+    throw e
+  }
   return { client, url }
 }
 
