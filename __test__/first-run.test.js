@@ -77,6 +77,25 @@ test('progress: off a terminal nothing extra; --json and --quiet print one summa
   }
 })
 
+test('verify --json names the first divergence of a nondeterministic script', async (t) => {
+  const dir = path.join(tmpdir(t), 'random.libvms')
+  const prev = process.env.NODE_ENV
+  process.env.NODE_ENV = 'test' // System.test.random, in this process and the spawned verifier
+  t.after(() => { process.env.NODE_ENV = prev })
+  const vm = new VM('exports.roll = () => System.test.random()')
+  await vm.deploy({ dir, title: 'random' })
+  await vm.executeCall({ methodName: 'roll' })
+  await vm.close()
+  const r = await cli(['verify', dir, '--json'], { env: { ...ENV, NODE_ENV: 'test' } })
+  assert.equal(r.code, 1, r.stdout + r.stderr)
+  const summary = JSON.parse(r.stdout)
+  assert.equal(summary.verdict, 'not verified')
+  assert.equal(summary.firstDivergence.entry, 1)
+  assert.equal(summary.firstDivergence.log.call.methodName, 'roll')
+  assert.notEqual(summary.firstDivergence.log.result.res, summary.firstDivergence.replay.result.res)
+  assert.match(r.stderr, /Call log mismatch/)
+})
+
 test('progress module: frames are bounded by steps, not by how often it is told, and it is silent off a TTY', async () => {
   const tty = Object.assign(new PassThrough(), { isTTY: true, columns: 120 })
   let out = ''
