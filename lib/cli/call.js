@@ -43,7 +43,8 @@ module.exports = {
     'Each ARG is parsed as JSON (5, -5, true, \'"text"\', \'{"a":1}\'). A plain word (alice) is sent as a string, with a',
     'note; an ARG that looks like JSON but is not ({a:1}, 007) is refused. --string sends every ARG as a string.',
     'URL is ws://HOST:PORT/PATH (localhost:5555 is short for ws://localhost:5555/).',
-    'Exit code: 0 the call returned, 1 the method threw (its error on stderr), 2 bad usage or no connection.'
+    'Exit code: 0 the call returned, 1 the method threw or no reply came in time (on stderr), 2 bad usage (an ARG that is',
+    'not JSON) or no connection.'
   ].join('\n'),
   async run ({ positionals, values, io }) {
     const [url, method, ...rawArgs] = positionals

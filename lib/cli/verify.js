@@ -67,7 +67,7 @@ function isFactory (target, remote, init) {
 }
 
 module.exports = {
-  summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable)',
+  summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable, 3 factory)',
   usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
