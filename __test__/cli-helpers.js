@@ -31,8 +31,10 @@ async function serve (t, args, { env = ENV, cwd } = {}) {
   child.stdout.on('data', (d) => { stdout += d })
   child.stderr.on('data', (d) => { stderr += d })
   await new Promise((resolve, reject) => {
-    child.stdout.on('data', () => { if (stdout.includes('Ctrl+C')) resolve() })
-    exited.then(({ code }) => reject(new Error(`exited with ${code} before serving:\n${stdout}\n${stderr}`)))
+    // Only so that a hung start fails the test instead of hanging it (generous: CI machines can be busy).
+    const timer = setTimeout(() => reject(new Error(`not serving after 60 s:\n${stdout}\n${stderr}`)), 60000)
+    child.stdout.on('data', () => { if (stdout.includes('Ctrl+C')) { clearTimeout(timer); resolve() } })
+    exited.then(({ code }) => { clearTimeout(timer); reject(new Error(`exited with ${code} before serving:\n${stdout}\n${stderr}`)) })
   })
   const port = Number(/ws:\/\/127\.0\.0\.1:(\d+)\//.exec(stdout)[1])
   assert.ok(port > 0)
