@@ -57,6 +57,18 @@ test('progress: on a terminal a bar with counts, rate and ETA, under 100 redraws
   assert.match(r.stdout, /VERIFIED/)
 })
 
+test('progress: libvms log into a file shows a bar on the terminal, and the file holds only the entries', async (t) => {
+  if (spawnSync('script', ['--version']).error) return t.skip('no `script` to run a pseudo-terminal')
+  const out = path.join(tmpdir(t), 'log.txt')
+  const cmd = `'${process.execPath}' '${BIN}' log '${small}' > '${out}'`
+  const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], { env: ENV, encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, new RegExp(`printing \\[=+\\] ${SMALL + 1}/${SMALL + 1} entries`))
+  const lines = fs.readFileSync(out, 'utf8').trim().split('\n')
+  assert.equal(lines.length, SMALL + 1)
+  assert.ok(lines.every((l) => /^#\d+ (init|call) /.test(l)))
+})
+
 test('progress: off a terminal nothing extra; --json and --quiet print one summary object', async () => {
   const plain = await cli(['verify', small])
   assert.equal(plain.code, 0)
