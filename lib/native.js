@@ -27,8 +27,8 @@ function tryLoad (file, what) {
   try {
     return require(file)
   } catch (e) {
-    throw coded(`libvms: the native addon ${what} cannot load (${firstLine(e.message)}); ` +
-      'reinstall libvms, or build it from source with a Rust toolchain: `npm rebuild libvms --allow-scripts=libvms`')
+    throw coded(`libvms: the native addon ${what} cannot load (${firstLine(e.message)}); reinstall libvms, or ` +
+      'build it from source with a Rust toolchain: `npm rebuild libvms` (where npm blocks install scripts, first `npm install-scripts approve libvms`)')
   }
 }
 
@@ -39,6 +39,8 @@ function notBuilt (target) {
 function coded (message) {
   const err = new Error(message)
   err.code = 'ADDON_NOT_BUILT'
+  // The fix is in the environment, not in the caller: an uncaught one prints this line, not a stack.
+  err.stack = `Error: ${message}`
   return err
 }
 

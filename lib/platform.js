@@ -34,10 +34,10 @@ function supportedTargets () {
 function noBinaryMessage (target = platformTarget()) {
   const supported = supportedTargets()
   const prebuilt = supported.includes(target)
-    ? `the prebuilt package ${platformPackage(target)} is not installed (it is an optional dependency: do not omit them)`
-    : `no prebuilt binary for ${target} (prebuilt: ${supported.join(', ') || 'none'})`
-  return `libvms: ${prebuilt} and no local build; ` +
-    'build from source with a Rust toolchain (https://rustup.rs): `npm rebuild libvms --allow-scripts=libvms`'
+    ? `neither the prebuilt ${platformPackage(target)} (an optional dependency) nor a local build is installed`
+    : `no prebuilt addon for ${target} (prebuilt: ${supported.join(', ') || 'none'}) and no local build`
+  return `libvms: ${prebuilt}; build it from source with a Rust toolchain (https://rustup.rs): ` +
+    '`npm rebuild libvms` (where npm blocks install scripts, first `npm install-scripts approve libvms`)'
 }
 
 module.exports = { platformTarget, platformPackage, supportedTargets, noBinaryMessage, PREFIX }

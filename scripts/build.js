@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 'use strict'
 // Builds the native addon from source with cargo (release) and copies it to ./libvms.node.
-// As the package's `install` script it first checks for the prebuilt platform package (libvms-<target>, an optional
-// dependency) and builds only when there is none. `npm run build` always builds.
+// As the `install` script of an installed package it first checks for the prebuilt platform package (libvms-<target>,
+// an optional dependency) and builds only when there is none. In a git checkout, and with `npm run build`, it always
+// builds.
 // Where cargo puts its work: CARGO_TARGET_DIR when set; ./target in a git checkout (incremental builds); otherwise a
 // temporary folder removed afterwards, so an installed package never carries cargo's target/ (hundreds of MB).
 const { spawnSync } = require('node:child_process')
@@ -13,10 +14,11 @@ const path = require('node:path')
 const root = path.join(__dirname, '..')
 const cargo = process.env.CARGO || 'cargo'
 const installing = process.env.npm_lifecycle_event === 'install'
+const checkout = fs.existsSync(path.join(root, '.git'))
 const { platformTarget, platformPackage, noBinaryMessage } = require('../lib/platform')
 
 function main () {
-  if (installing) {
+  if (installing && !checkout) {
     const prebuilt = findPrebuilt()
     if (prebuilt) {
       console.error(`libvms: using the prebuilt addon from ${prebuilt}`)
@@ -69,7 +71,7 @@ function findPrebuilt () {
 
 function targetDirectory () {
   if (process.env.CARGO_TARGET_DIR) return { dir: path.resolve(root, process.env.CARGO_TARGET_DIR), temporary: false }
-  if (fs.existsSync(path.join(root, '.git'))) return { dir: path.join(root, 'target'), temporary: false }
+  if (checkout) return { dir: path.join(root, 'target'), temporary: false }
   return { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-build-')), temporary: true }
 }
 
