@@ -54,7 +54,8 @@ export class CallLog extends EventEmitter {
   /**
    * Download the log `url` from peers (`opts.peers`, env LIBVMS_PEERS, `addPeer`) into `dir` (memory when omitted),
    * every entry verified. Resolves when complete; then follows live appends (`append` events) until closed.
-   * Rejects with ConnectionError (no peer reachable) or TimeoutError after `timeout` ms (default 10000).
+   * Rejects with ConnectionError (no peer reachable) or TimeoutError after `timeout` ms (default 10000), and with a
+   * ConnectionError at once when no peer is configured at all.
    */
   static fetch (url: string, dir?: string | null, opts?: { peers?: string[], timeout?: number }): Promise<CallLog>
   readonly dir: string
@@ -173,7 +174,8 @@ export interface ExecuteCallOptions {
 }
 
 export interface ReplayOptions {
-  /** Where the replica lives (a temp dir, removed at close, when absent). */
+  /** Where the replica lives (a temp dir, removed at close, when absent). A dir holding an earlier replica of the same
+   * log is replayed afresh; one holding anything else is refused (EntryAlreadyExistsError). */
   dir?: string
   title?: string
   /** Called after each replayed entry with (entries done, total entries). */

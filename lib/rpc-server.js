@@ -93,13 +93,19 @@ class RPCServer {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BadArgumentError('port must be an integer 0..65535')
     // As the original (a Node http server without host): every interface, IPv6 and IPv4 when available.
     const hosts = host === undefined ? ['::', '0.0.0.0'] : [host]
-    if (this._ownReplication && !this._replication && !this._closing) await this._startReplication(hosts)
+    const starting = this._ownReplication && !this._replication && !this._closing
+    if (starting) await this._startReplication(hosts)
     for (let i = 0; ; i++) {
       try {
         await wrapNative(() => this._native.listen(hosts[i], port))
         break
       } catch (e) {
-        if (i + 1 >= hosts.length || e.code !== 'IO_ERROR') throw e
+        if (i + 1 >= hosts.length || e.code !== 'IO_ERROR') {
+          // Not serving after all (e.g. the port is taken): neither is the replication host started for it.
+          if (starting) await this._replication.close().catch(() => {})
+          if (starting) this._replication = null
+          throw e
+        }
       }
     }
     // A listening server keeps Node alive until close(), like net.Server.
