@@ -54,7 +54,8 @@ export class CallLog extends EventEmitter {
   /**
    * Download the log `url` from peers (`opts.peers`, env LIBVMS_PEERS, `addPeer`) into `dir` (memory when omitted),
    * every entry verified. Resolves when complete; then follows live appends (`append` events) until closed.
-   * Rejects with ConnectionError (no peer reachable) or TimeoutError after `timeout` ms (default 10000).
+   * Rejects with ConnectionError (no peer reachable) or TimeoutError after `timeout` ms (default 10000), and with a
+   * ConnectionError at once when no peer is configured at all.
    */
   static fetch (url: string, dir?: string | null, opts?: { peers?: string[], timeout?: number }): Promise<CallLog>
   readonly dir: string
@@ -129,7 +130,7 @@ export class DatArchive {
    * it (resuming into `localPath`, or a temporary folder) verified block by block. Read-only when fetched; it then
    * follows the files written on the host until closed, unless `live` is false.
    */
-  constructor (url: string, opts: { localPath?: string, peers?: string[], timeout?: number, live?: boolean })
+  constructor (url: string, opts?: { localPath?: string, peers?: string[], timeout?: number, live?: boolean })
   /** Resolves once open; rejects with the open's error (STORAGE_LOCKED, NOT_A_CORE, BAD_ARGUMENT for a wrong url). */
   ready (): Promise<this>
   readonly url: string
@@ -173,7 +174,8 @@ export interface ExecuteCallOptions {
 }
 
 export interface ReplayOptions {
-  /** Where the replica lives (a temp dir, removed at close, when absent). */
+  /** Where the replica lives (a temp dir, removed at close, when absent). A dir holding an earlier replica of the same
+   * log is replayed afresh; one holding anything else is refused (EntryAlreadyExistsError). */
   dir?: string
   title?: string
   /** Called with (entries done, total entries), init included: (1, total) at the start, then after each entry
@@ -191,13 +193,16 @@ export class VM extends EventEmitter {
   readonly id: string
   code: string
   dir: string | null
-  /** The script's `module.exports` (null before deploy). */
-  exports: Record<string, any> | null
-  filesArchive: DatArchive | null
-  callLog: CallLog | null
+  // Typed as ready: programs use these after `await vm.deploy(...)`. At run time they are null before deploy and
+  // after close.
+  /** The script's `module.exports`. */
+  exports: Record<string, any>
+  filesArchive: DatArchive
+  callLog: CallLog
   /** New dir: creates archive, log and meta.json. Existing dir: reopens them and logs `{type:'restart'}`.
    * Then evaluates the script and awaits its `init` (logged). On a new dir, rejects with init's error if it
-   * throws; on a restart, init's error is only logged and emitted as 'warning', and the VM serves. */
+   * throws; on a restart, init's error is only logged and emitted as 'warning', and the VM serves.
+   * Resolves with the VM itself, ready. */
   deploy (opts: DeployOptions): Promise<this>
   /** Resolves with the method's result, or rejects with what it threw (a TypeError for a missing method,
    * an EncodingError for a result JSON cannot hold). Either way the call is logged. */
@@ -305,8 +310,9 @@ export interface MountableVM {
 
 export interface RPCServerOptions {
   /** Serve the call log and files archive of every mounted VM through this host, and name its port in the
-   * handshake result (`replicationPort`). Same as calling `setReplicationHost`. */
-  replication?: ReplicationHost
+   * handshake result (`replicationPort`). Same as calling `setReplicationHost`. By default `listen` starts one on
+   * the same interface and an OS-chosen port (closed with the server); `false` serves no replication. */
+  replication?: ReplicationHost | false
   /** Largest incoming message in bytes; a bigger one closes that connection (1009). Default 16 MiB. */
   maxMessageSize?: number
   /** Most open connections; more get HTTP 503. Default 1024. */
@@ -325,8 +331,8 @@ export interface RPCServerOptions {
 
 export class RPCServer {
   constructor (opts?: RPCServerOptions)
-  /** Serve `vm` at `path` (e.g. '/vm1'), before or after `listen`. */
-  mount (path: string, vm: MountableVM): void
+  /** Serve `vm` (a deployed VM or VMFactory, or anything mountable) at `path` (e.g. '/vm1'), before or after `listen`. */
+  mount (path: string, vm: VM | MountableVM): void
   /** See `RPCServerOptions.replication`; applies to VMs mounted afterwards. */
   setReplicationHost (host: ReplicationHost): void
   /** Stop serving `path` (its connections close; queued calls still run). Whether something was mounted. */
@@ -349,10 +355,11 @@ export interface RPCWireError { code: number, message: string, data?: unknown }
 export class RPCClient extends EventEmitter {
   /** `timeout`: reply timeout of each call in ms (default 5000). */
   constructor (opts?: { timeout?: number })
-  url: string | null
+  // Typed as connected: programs use these after `await client.connect(...)`; null before.
+  url: string
   /** The handshake result. `replicationPort`, when the server replicates, is also remembered as a peer
    * (`<this client's host>:<port>`) for `CallLog.fetch` and `new DatArchive(url)`. */
-  backendInfo: { methods: string[], callLogUrl: string, filesArchiveUrl: string, replicationPort?: number, [extra: string]: unknown } | null
+  backendInfo: { methods: string[], callLogUrl: string, filesArchiveUrl: string, replicationPort?: number, [extra: string]: unknown }
   connect (url: string, opts?: { user?: string }): Promise<void>
   /** Call any method; rejects with an `RPCWireError`, a `TimeoutError` or a `ClosedError`. */
   call (method: string, args?: unknown[]): Promise<any>

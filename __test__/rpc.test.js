@@ -24,9 +24,11 @@ async function ours (t, url, opts, clientOpts) {
 }
 
 test('nodevms-client@2.0.0 talks to our server: handshake, args, undefined, errors, user', async (t) => {
-  const { vm, url } = await serve(t)
+  const { vm, server, url } = await serve(t)
   const c = await original(t, url)
-  assert.deepEqual(c.backendInfo, { methods: METHODS, callLogUrl: vm.callLog.url, filesArchiveUrl: vm.filesArchive.url })
+  // A plain RPCServer replicates its VMs (as libvms 2 did on Dat) and names the port.
+  const replicationPort = server._replication.port
+  assert.deepEqual(c.backendInfo, { methods: METHODS, callLogUrl: vm.callLog.url, filesArchiveUrl: vm.filesArchive.url, replicationPort })
   assert.equal(await c.hello('bob'), 'hello bob')
   assert.equal(await c.add(2, 3), 5)
   assert.equal(await c.noop(), undefined)

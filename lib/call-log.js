@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const native = require('./native')
 const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutError, EncodingError } = require('./errors')
 const { encodeJSON, toJSONText } = require('./json')
-const { resolvePeers } = require('./peers')
+const { resolvePeers, noPeerError } = require('./peers')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
 const READ_AHEAD = 256 // entries fetched at once when `get` is called sequentially
@@ -65,6 +65,7 @@ class CallLog extends EventEmitter {
     if (!m) throw new BadArgumentError(`not a dat:// log URL: ${url}`)
     if (!Number.isSafeInteger(timeout) || timeout < 0) throw new BadArgumentError('timeout must be a non-negative integer (ms)')
     const list = resolvePeers(peers)
+    if (list.length === 0) throw noPeerError(url)
     if (dir) await fs.promises.mkdir(dir, { recursive: true })
     const core = await wrapNative(() => native.fetchLog(m[1].toLowerCase(), dir ? path.resolve(dir) : null, list, timeout))
     const log = new CallLog(core, dir || null)

@@ -6,7 +6,7 @@ const path = require('node:path')
 
 const os = require('node:os')
 const native = require('./native')
-const { resolvePeers } = require('./peers')
+const { resolvePeers, noPeerError } = require('./peers')
 const {
   wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError
 } = require('./errors')
@@ -50,7 +50,7 @@ class DatArchive {
       const list = resolvePeers(peers)
       const local = typeof localPath === 'string' && localPath
       if (!local && list.length === 0) {
-        throw new BadArgumentError('new DatArchive(url) needs {localPath} or peers to download it from')
+        throw noPeerError(url) // and no {localPath} holding a copy
       }
       this._drive = null
       // With peers, the archive is downloaded (or its download resumed) into localPath, or a temporary folder.

@@ -2,7 +2,7 @@
 // Where to find peers for replication: an explicit list, the LIBVMS_PEERS environment variable
 // (comma-separated host:port), and a registry other modules add to (e.g. endpoints learned from RPC
 // handshakes, later a DHT). Every source yields `host:port` strings; duplicates are dropped.
-const { BadArgumentError } = require('./errors')
+const { BadArgumentError, ConnectionError } = require('./errors')
 
 const registry = new Set()
 const ADDR_RE = /^(\[[0-9a-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/i
@@ -33,4 +33,10 @@ function resolvePeers (explicit) {
   return [...out]
 }
 
-module.exports = { addPeer, resolvePeers, fromEnv }
+/** A fetch with no peer to ask fails at once (not after its timeout), saying how to add one. */
+function noPeerError (url) {
+  return new ConnectionError(`no peer to fetch ${url} from: connect an RPCClient to its server first (the handshake ` +
+    "names its replication port), or pass {peers: ['host:port']}, set LIBVMS_PEERS=host:port, or call addPeer('host:port')")
+}
+
+module.exports = { addPeer, resolvePeers, fromEnv, noPeerError }

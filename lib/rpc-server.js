@@ -5,6 +5,7 @@
 const { types } = require('node:util')
 
 const native = require('./native')
+const ReplicationHost = require('./host')
 const debug = require('./debug')('libvms:rpc')
 const { wrapNative, BadArgumentError } = require('./errors')
 
@@ -13,13 +14,17 @@ const DEFAULT_PORT = 5555
 class RPCServer {
   /**
    * @param {object} [opts] maxMessageSize, maxConnections, maxQueue, maxOutgoingSize (bytes / counts);
-   *   pingInterval, idleTimeout (0 = never), handshakeTimeout, closeTimeout (ms).
+   *   pingInterval, idleTimeout (0 = never), handshakeTimeout, closeTimeout (ms);
+   *   replication: a ReplicationHost to serve the VMs' logs and archives through, or false for none. By default
+   *   `listen` starts one on the same interface and an OS-chosen port, as libvms 2 served them on Dat.
    */
   constructor (opts = {}) {
-    const { replication = null, ...limits } = opts || {}
+    const { replication, ...limits } = opts || {}
     this._native = wrapNative(() => new native.NativeRpcServer(limits))
     this._closing = null
     this._replication = null
+    this._ownReplication = replication === undefined // started (and closed) by this server
+    this._mounted = new Map() // path -> vm, so `listen` can name the replication port in earlier mounts
     if (replication) this.setReplicationHost(replication)
   }
 
@@ -32,12 +37,18 @@ class RPCServer {
       throw new BadArgumentError('setReplicationHost needs a listening ReplicationHost')
     }
     this._replication = host
+    this._ownReplication = false
   }
 
   /** Serve `vm` at `path` (e.g. '/vm1'), before or after `listen`. The VM must be deployed. */
   mount (path, vm) {
     if (typeof path !== 'string') throw new BadArgumentError('mount path must be a string')
     if (!vm || !vm.exports || !vm.callLog || !vm.filesArchive) throw new BadArgumentError('mount needs a deployed VM')
+    this._mount(path, vm)
+    this._mounted.set(path, vm)
+  }
+
+  _mount (path, vm) {
     const methods = exportedMethods(vm.exports)
     const info = { callLogUrl: vm.callLog.url, filesArchiveUrl: vm.filesArchive.url, ...(vm.rpcInfo || {}) }
     const host = this._replication
@@ -53,8 +64,26 @@ class RPCServer {
     wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm, reply), log))
   }
 
+  /** Start this server's own replication host on `hosts` (the RPC interfaces), and name it in earlier mounts. */
+  async _startReplication (hosts) {
+    for (let i = 0; !this._replication; i++) {
+      try {
+        this._replication = await ReplicationHost.listen({ host: hosts[i], port: 0 })
+      } catch (e) {
+        if (i + 1 >= hosts.length) throw e
+      }
+    }
+    // Nothing is listening yet, so no client has seen the handshake without the port.
+    for (const [path, vm] of this._mounted) {
+      if (!vm.callLog || !vm.filesArchive) continue // closed since
+      this._native.unmount(path)
+      this._mount(path, vm)
+    }
+  }
+
   /** Stop serving `path`: its connections close; calls already queued still run. Returns whether it was mounted. */
   unmount (path) {
+    this._mounted.delete(String(path))
     return wrapNative(() => this._native.unmount(String(path)))
   }
 
@@ -64,12 +93,19 @@ class RPCServer {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BadArgumentError('port must be an integer 0..65535')
     // As the original (a Node http server without host): every interface, IPv6 and IPv4 when available.
     const hosts = host === undefined ? ['::', '0.0.0.0'] : [host]
+    const starting = this._ownReplication && !this._replication && !this._closing
+    if (starting) await this._startReplication(hosts)
     for (let i = 0; ; i++) {
       try {
         await wrapNative(() => this._native.listen(hosts[i], port))
         break
       } catch (e) {
-        if (i + 1 >= hosts.length || e.code !== 'IO_ERROR') throw e
+        if (i + 1 >= hosts.length || e.code !== 'IO_ERROR') {
+          // Not serving after all (e.g. the port is taken): neither is the replication host started for it.
+          if (starting) await this._replication.close().catch(() => {})
+          if (starting) this._replication = null
+          throw e
+        }
       }
     }
     // A listening server keeps Node alive until close(), like net.Server.
@@ -91,7 +127,10 @@ class RPCServer {
 
   /** Close every connection; resolves once all are gone and every accepted call has finished. Idempotent. */
   close () {
-    if (!this._closing) this._closing = wrapNative(() => this._native.close())
+    if (!this._closing) {
+      const own = this._ownReplication ? this._replication : null
+      this._closing = wrapNative(() => this._native.close()).finally(() => own && own.close())
+    }
     return this._closing
   }
 }

@@ -11,6 +11,7 @@ const DatArchive = require('./dat-archive')
 const SerialQueue = require('./serial-queue')
 const { evaluate } = require('./sandbox')
 const { toJSONText } = require('./json')
+const { clearReplica } = require('./replica-dir')
 const { BadArgumentError, ClosedError } = require('./errors')
 
 const CALL_LOG_DIR = 'call-log'
@@ -119,6 +120,8 @@ class VM extends EventEmitter {
     if (init.filesArchiveUrl !== filesArchiveUrl) {
       throw new BadArgumentError(`Mismatched files archive URL: the log names ${init.filesArchiveUrl}, not ${filesArchiveUrl}`)
     }
+    // A folder holding an earlier replica of this log is replayed afresh; anything else there is refused.
+    if (dir) await clearReplica(dir, callLog.url, { meta: META_FILE, log: CALL_LOG_DIR, parts: [FILES_DIR, CALL_LOG_DIR] })
     const vm = new VM(init.code)
     let target = dir
     if (!target) {
@@ -127,6 +130,7 @@ class VM extends EventEmitter {
     }
     try {
       await vm._create(target, title || 'replay')
+      if (dir) writeMeta(target, { ...readMeta(target), replicaOf: callLog.url })
       vm._evaluate()
       // A replay need not wait for each entry to be durable: entries queue in order, and it waits once at the end.
       vm._replaying = true
