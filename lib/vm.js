@@ -9,25 +9,29 @@ const path = require('node:path')
 const CallLog = require('./call-log')
 const DatArchive = require('./dat-archive')
 const SerialQueue = require('./serial-queue')
-const { evaluate } = require('./sandbox')
+const { Sandbox, resolveLimits, rebuildError, limitError } = require('./sandbox')
 const { toJSONText } = require('./json')
-const { BadArgumentError, ClosedError } = require('./errors')
+const { BadArgumentError, ClosedError, EncodingError, LimitError } = require('./errors')
+const debug = require('./debug')('libvms:vm')
 
 const CALL_LOG_DIR = 'call-log'
 const FILES_DIR = 'files'
 const META_FILE = 'meta.json'
 
 class VM extends EventEmitter {
-  constructor (code) {
+  /** `limits`: `{callTimeoutMs, memoryMb}` for the script (see lib/sandbox; defaults 10 s, 256 MB). */
+  constructor (code, { limits } = {}) {
     super()
     if (typeof code !== 'string') throw new BadArgumentError('VM code must be a string')
+    this.limits = resolveLimits(limits)
     this.id = crypto.randomUUID()
     this.code = code
     this.dir = null
     this.exports = null
     this.filesArchive = null
     this.callLog = null
-    this._system = null
+    this._sandbox = null
+    this._needsRestart = false // the script was stopped by a limit: restart it (logged) before the next call
     this._apis = new Map()
     this._queue = new SerialQueue()
     this._closing = null
@@ -60,7 +64,7 @@ class VM extends EventEmitter {
     } else {
       await this._create(dir, title)
     }
-    this._evaluate()
+    await this._evaluate()
     if (typeof this.exports.init === 'function') await this.executeCall({ methodName: 'init', args: [] })
     this.emit('ready')
     return this
@@ -110,7 +114,7 @@ class VM extends EventEmitter {
     }
     try {
       await vm._create(target, title || 'replay')
-      vm._evaluate()
+      await vm._evaluate()
       // A replay need not wait for each entry to be durable: entries queue in order, and it waits once at the end.
       vm._replaying = true
       vm._pending = new PendingWrites()
@@ -131,7 +135,10 @@ class VM extends EventEmitter {
   }
 
   async _replayEntry (entry) {
-    if (entry && entry.type === 'call' && entry.call) {
+    if (entry && entry.type === 'call' && entry.stopped !== undefined) {
+      // Stopped by a limit on the host: the host's word, never re-run (its effects were discarded there too).
+      this._pending.track(this.callLog.append(entry))
+    } else if (entry && entry.type === 'call' && entry.call) {
       const { methodName, args = [], userId } = entry.call
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
       const outcome = await this._queue.push(() => this._execute(methodName, args, userId)).catch(() => null)
@@ -139,7 +146,7 @@ class VM extends EventEmitter {
     } else if (entry && entry.type === 'restart') {
       if (typeof entry.code === 'string') this.code = entry.code
       this._pending.track(this.callLog.append(entry))
-      this._evaluate()
+      await this._evaluate()
     } else {
       // Unknown entry types are copied, so the replica's log stays comparable entry by entry.
       this._pending.track(this.callLog.append(entry))
@@ -169,33 +176,85 @@ class VM extends EventEmitter {
     return code
   }
 
-  _evaluate () {
-    const { exports, System } = evaluate(this.code, { archive: this.filesArchive, apis: this._apis })
-    this.exports = exports
-    this._system = System
+  /** Start the script afresh in a new sandbox (a worker thread holding its hardened context). */
+  async _evaluate () {
+    if (this._sandbox) this._sandbox.close()
+    const sandbox = new Sandbox({ code: this.code, limits: this.limits, files: () => this.filesArchive, apis: this._apis })
+    this._sandbox = sandbox
+    this._needsRestart = false
+    sandbox.on('fault', (e) => {
+      // Thrown outside any call (a timer, an unhandled rejection): the script goes on; the host is told.
+      debug('script error outside a call: %s', e.message)
+      this.emit('scriptError', e)
+    })
+    sandbox.on('stopped', () => { this._needsRestart = true })
+    this.exports = hostExports(this, await sandbox.start())
+  }
+
+  /**
+   * The invocation step of a call: run `methodName` in the sandbox. Returns `{threw, value, stopped}`; `stopped`
+   * (a limit's name) when the call was stopped, its archive writes discarded and the script due for a restart.
+   */
+  async _invoke (methodName, argsJSON, userId) {
+    if (this._needsRestart) await this._restartAfterLimit()
+    const versionBefore = this.filesArchive.version
+    const outcome = await this._sandbox.call(methodName, argsJSON, userId)
+    switch (outcome.kind) {
+      case 'value': return { threw: false, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text) }
+      case 'error': return { threw: true, value: rebuildError(outcome.name, outcome.message) }
+      case 'thrown': return { threw: true, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text) }
+      case 'encoding': return { threw: true, value: new EncodingError(`call result is not JSON-serialisable: ${outcome.message}`) }
+    }
+    this._needsRestart = true
+    if (this.filesArchive.version !== versionBefore) await this._rollbackFiles(versionBefore)
+    return { threw: true, value: limitError(outcome.stopped, this.limits), stopped: outcome.stopped }
+  }
+
+  /**
+   * Discard archive writes back to `version` (a call stopped by a limit). The archive's truncation primitive comes
+   * with the crash-consistent commit work; until it is wired here, a stopped call that had written fails loudly.
+   */
+  async _rollbackFiles (version) {
+    if (typeof this.filesArchive.truncate === 'function') return this.filesArchive.truncate(version)
+    throw new LimitError(`a call stopped by a limit had written to the archive (version ${version} -> ${this.filesArchive.version}) and this build cannot discard it`)
+  }
+
+  /** The restart after a limit stop, logged like any restart: fresh script, then its `init` as a logged call. */
+  async _restartAfterLimit () {
+    for (let runInit = true; this._needsRestart; runInit = false) {
+      this.callLog.enqueue({ type: 'restart' })
+      await this._evaluate()
+      if (runInit && typeof this.exports.init === 'function') {
+        const init = await this._execute('init', [], undefined)
+        init.durable.catch(() => {})
+      }
+    }
   }
 
   async _execute (methodName, args, userId, argsParsed = false) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
-    // The log keeps the arguments as they were passed (the method may change them), and the method sees exactly
-    // what a replay will see: that text parsed. Arguments fresh from JSON.parse (RPC, a replay's) already are.
+    // The log keeps the arguments as they were passed, and the method sees exactly what a replay will see: that
+    // text parsed (in the sandbox).
     const argsJSON = toJSONText(args, 'call arguments')
-    const callArgs = argsParsed || this._replaying ? args : JSON.parse(argsJSON)
-    this._system.caller.id = userId
     let res
     let err
     let threw = false
+    let stopped
     try {
-      const fn = Object.hasOwn(this.exports, methodName) ? this.exports[methodName] : undefined
-      if (typeof fn !== 'function') throw new TypeError(`${methodName} is not a function`)
-      res = fn.apply(this.exports, callArgs)
-      if (res && typeof res.then === 'function') res = await res
+      // The method runs in the script's sandbox, which gets the arguments as the log's text.
+      const invoked = await this._invoke(methodName, argsJSON, userId)
+      threw = invoked.threw
+      if (threw) err = invoked.value
+      else res = invoked.value
+      stopped = invoked.stopped
     } catch (e) {
       threw = true
       err = e
     }
     const entry = { userId, methodName, filesVersion: this.filesArchive.version, err: undefined }
+    // The host's word that a limit stopped this call; a replay copies it instead of re-running the call.
+    if (stopped !== undefined) entry.stopped = stopped
     let resJSON
     try {
       if (threw) entry.err = err == null ? String(err) : err
@@ -212,6 +271,7 @@ class VM extends EventEmitter {
 
   async _close () {
     await this._queue.drain()
+    if (this._sandbox) this._sandbox.close()
     const { filesArchive, callLog } = this
     this.filesArchive = null
     this.callLog = null
@@ -220,6 +280,18 @@ class VM extends EventEmitter {
     if (this._tmpDir) fs.rmSync(this._tmpDir, { recursive: true, force: true })
     this.emit('close')
   }
+}
+
+/**
+ * The host-side view of a script's exports (`vm.exports`): its keys in order; a function export is a logged call
+ * (`executeCall`), anything else a JSON copy of its value at evaluation. The script's own objects stay in its realm.
+ */
+function hostExports (vm, info) {
+  const out = {}
+  for (const [key, isFunction, json] of info) {
+    out[key] = isFunction ? (...args) => vm.executeCall({ methodName: key, args }) : (json === null ? undefined : JSON.parse(json))
+  }
+  return out
 }
 
 /** Appends a replay did not wait for: `settled()` waits for the last and rethrows the first failure. */

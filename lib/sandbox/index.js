@@ -1,0 +1,221 @@
+'use strict'
+// A VM script's sandbox, seen from the main thread: one worker thread per VM holds the script's hardened `node:vm`
+// context (see worker.js, bootstrap.js), under `resourceLimits` and a per-call watchdog. Only data crosses: a call
+// goes in as (method, args JSON text, caller id) and comes back as result JSON text or an error's name and
+// message. System.files and addAPI members run here, on the main thread, asked for with data and answered with data.
+const { EventEmitter } = require('node:events')
+const path = require('node:path')
+const { Worker } = require('node:worker_threads')
+
+const { toJSONText } = require('../json')
+const { BadArgumentError, ClosedError, LimitError } = require('../errors')
+
+// The archive methods scripts may use, and nothing else (SPEC: System.files).
+const FILES_METHODS = ['getInfo', 'stat', 'readFile', 'readdir', 'writeFile', 'mkdir', 'unlink', 'rmdir', 'history']
+// Those that change the archive: refused outside a call, so only logged calls change state.
+const FILES_WRITES = new Set(['writeFile', 'mkdir', 'unlink', 'rmdir'])
+const BYTES = '\u0000bytes'
+const WORKER = path.join(__dirname, 'worker.js')
+
+/** Documented defaults; `limits` given to a VM override them field by field. */
+const DEFAULT_LIMITS = Object.freeze({ callTimeoutMs: 10000, memoryMb: 256 })
+
+/** Stop reasons, as the log records them (`stopped`): the limit's name. */
+const STOPPED_TIME = 'callTimeoutMs'
+const STOPPED_MEMORY = 'memoryMb'
+const STOPPED_CRASH = 'crash'
+
+class Sandbox extends EventEmitter {
+  /**
+   * @param {object} o code, filename, limits, `files()` (the archive, read at each request), `apis` (Map of
+   *   addAPI members).
+   */
+  constructor ({ code, filename = 'vm-script.js', limits, files, apis }) {
+    super()
+    this.code = code
+    this.filename = filename
+    this.limits = limits
+    this._files = files
+    this._apis = apis
+    this._worker = null
+    this._call = null // the call (or start) running: { seq, resolve, timer }
+    this._seq = 0
+    this.alive = false
+  }
+
+  /**
+   * Start a fresh worker and evaluate the script in it. Resolves with the script's exports as
+   * `[[key, isFunction, valueJSON|null], ...]`; rejects with the evaluation's error (or a limit's).
+   */
+  start () {
+    this._stopWorker()
+    const names = {}
+    for (const [name, methods] of this._apis) names[name] = Object.keys(methods || {}).filter((k) => typeof methods[k] === 'function')
+    const options = { files: FILES_METHODS, apis: names, test: process.env.NODE_ENV === 'test' }
+    const worker = new Worker(WORKER, {
+      workerData: { code: this.code, filename: this.filename, options },
+      resourceLimits: { maxOldGenerationSizeMb: this.limits.memoryMb, maxYoungGenerationSizeMb: Math.min(16, this.limits.memoryMb), stackSizeMb: 4 },
+      stdout: false,
+      stderr: false
+    })
+    this._worker = worker
+    this.alive = true
+    worker.on('message', (m) => this._onMessage(worker, m))
+    worker.on('error', (e) => this._onExit(worker, e && e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? STOPPED_MEMORY : STOPPED_CRASH))
+    worker.on('exit', () => this._onExit(worker, STOPPED_CRASH))
+    return new Promise((resolve, reject) => {
+      this._begin(0, (outcome) => {
+        if (outcome.kind === 'ready') resolve(JSON.parse(outcome.text))
+        else reject(outcome.kind === 'limit' ? limitError(outcome.stopped, this.limits) : rebuildError(outcome.name, outcome.message))
+      })
+    })
+  }
+
+  /**
+   * Run `method` with `argsJSON`: resolves with `{kind: 'value', text}`, `{kind: 'error', log, name, message}`,
+   * `{kind: 'thrown', log, text}`, `{kind: 'encoding', message}` or `{kind: 'limit', stopped}` (the worker is gone
+   * then; `start()` again). One call at a time.
+   */
+  call (method, argsJSON, callerId) {
+    if (!this.alive) return Promise.reject(new ClosedError('the VM script is not running'))
+    const seq = ++this._seq
+    const callerJSON = callerId === undefined ? undefined : JSON.stringify(callerId)
+    return new Promise((resolve) => {
+      this._begin(seq, resolve)
+      this._worker.postMessage(['call', seq, method, argsJSON, callerJSON])
+    })
+  }
+
+  /** Stop the worker (and its timers). */
+  close () {
+    this._stopWorker()
+  }
+
+  _begin (seq, resolve) {
+    const timer = setTimeout(() => this._stop(STOPPED_TIME), this.limits.callTimeoutMs)
+    this._call = { seq, resolve, timer }
+    // A running call keeps the process alive; an idle VM does not.
+    this._worker.ref()
+  }
+
+  _end (seq, outcome) {
+    const c = this._call
+    if (!c || c.seq !== seq) return
+    this._call = null
+    clearTimeout(c.timer)
+    if (this._worker) this._worker.unref()
+    c.resolve(outcome)
+  }
+
+  _stop (stopped) {
+    this._stopWorker(stopped)
+  }
+
+  _stopWorker (stopped = STOPPED_CRASH) {
+    const worker = this._worker
+    if (!worker) return
+    this._worker = null
+    this.alive = false
+    worker.terminate().catch(() => {})
+    const c = this._call
+    if (c) this._end(c.seq, { kind: 'limit', stopped })
+  }
+
+  _onExit (worker, stopped) {
+    if (worker !== this._worker) return
+    this._stopWorker(stopped)
+    this.emit('stopped', stopped)
+  }
+
+  _onMessage (worker, m) {
+    if (worker !== this._worker) return
+    const kind = m[0]
+    if (kind === 'done') {
+      const [, seq, how, a, b] = m
+      if (how === 'value') this._end(seq, { kind: 'value', text: a })
+      else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a })
+      else if (how === 'error') {
+        const [name, message] = JSON.parse(b)
+        this._end(seq, { kind: 'error', log: a, name, message })
+      } else this._end(seq, { kind: 'thrown', log: a, text: b })
+    } else if (kind === 'request') this._request(worker, m[1], m[2], m[3], m[4])
+    else if (kind === 'console') writeConsole(m[1], m[2])
+    else if (kind === 'fault') {
+      const e = rebuildError(m[2], m[3])
+      e.where = m[1]
+      this.emit('fault', e)
+    } else if (kind === 'ready') this._end(0, { kind: 'ready', text: m[1] })
+    else if (kind === 'failed') this._end(0, { kind: 'failed', name: m[1], message: m[2] })
+  }
+
+  async _request (worker, id, api, method, argsText) {
+    let reply
+    try {
+      const value = await this._perform(api, method, decodeArgs(argsText))
+      const text = value instanceof Uint8Array ? JSON.stringify({ [BYTES]: Buffer.from(value).toString('latin1') }) : toJSONText(value, 'API result')
+      reply = ['reply', id, 'ok', text]
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e))
+      reply = ['reply', id, 'err', JSON.stringify([String(err.name), String(err.message), typeof err.code === 'string' ? err.code : null])]
+    }
+    if (worker === this._worker) worker.postMessage(reply)
+  }
+
+  async _perform (api, method, args) {
+    if (api === 'files') {
+      if (!FILES_METHODS.includes(method)) throw new TypeError(`System.files.${method} is not a function`)
+      if (FILES_WRITES.has(method) && !this._call) throw new Error(`System.files.${method} is only allowed during a call`)
+      const archive = this._files()
+      if (!archive) throw new ClosedError('VM is closed')
+      return archive[method](...args)
+    }
+    const methods = this._apis.get(api)
+    if (!methods || !Object.hasOwn(methods, method) || typeof methods[method] !== 'function') throw new TypeError(`System.${api}.${method} is not a function`)
+    return methods[method](...args)
+  }
+}
+
+function decodeArgs (text) {
+  const args = JSON.parse(text)
+  return args.map((a) => a !== null && typeof a === 'object' && Object.hasOwn(a, BYTES) ? Buffer.from(a[BYTES], 'latin1') : a)
+}
+
+const STANDARD = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }
+
+/** A host error with the script error's name and message (the script's own object never leaves its realm). */
+function rebuildError (name, message) {
+  const C = Object.hasOwn(STANDARD, name) ? STANDARD[name] : Error
+  const e = new C(message)
+  if (C === Error && name !== 'Error') Object.defineProperty(e, 'name', { value: name, configurable: true, writable: true })
+  return e
+}
+
+function writeConsole (level, line) {
+  if (typeof line !== 'string') return
+  const out = level === 'warn' || level === 'error' ? process.stderr : process.stdout
+  out.write(line + '\n')
+}
+
+/** `limits` over the defaults, checked: positive integers. */
+function resolveLimits (limits) {
+  if (limits !== undefined && (limits === null || typeof limits !== 'object')) throw new BadArgumentError('limits must be an object')
+  const l = { ...DEFAULT_LIMITS }
+  for (const k of Object.keys(DEFAULT_LIMITS)) {
+    const v = limits && limits[k]
+    if (v === undefined) continue
+    if (!Number.isSafeInteger(v) || v <= 0) throw new BadArgumentError(`limits.${k} must be a positive integer`)
+    l[k] = v
+  }
+  return l
+}
+
+/** The caller's error for a stopped call; `stopped` names the limit. */
+function limitError (stopped, limits) {
+  const what = {
+    [STOPPED_TIME]: `ran longer than callTimeoutMs (${limits.callTimeoutMs} ms)`,
+    [STOPPED_MEMORY]: `used more than memoryMb (${limits.memoryMb} MB)`
+  }
+  return new LimitError(`the VM script was stopped: it ${what[stopped] || 'crashed'}`, { stopped })
+}
+
+module.exports = { Sandbox, FILES_METHODS, DEFAULT_LIMITS, resolveLimits, rebuildError, limitError }

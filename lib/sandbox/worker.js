@@ -1,0 +1,110 @@
+'use strict'
+// The worker thread that holds one VM's hardened context. The worker realm itself is host code (it can `require`),
+// so nothing of it may reach the context: the context holds one host function (`post`, primitives in, nothing out)
+// and the worker calls the context's `control` with primitives only. Messages to and from the main thread are
+// arrays of primitives.
+const { parentPort, workerData } = require('node:worker_threads')
+const fs = require('node:fs')
+const path = require('node:path')
+const nodeVm = require('node:vm')
+const { types } = require('node:util')
+
+const BOOTSTRAP = fs.readFileSync(path.join(__dirname, 'bootstrap.js'), 'utf8')
+const PRIMITIVE = new Set(['string', 'number', 'boolean', 'undefined'])
+
+const timers = new Map()
+let control = null
+let contextPromiseProto = null
+
+function isPrimitive (v) { return PRIMITIVE.has(typeof v) }
+
+// The context's only way out. Strict, never returns anything, drops anything that is not a primitive.
+function post (kind, a, b, c, d) {
+  if (!isPrimitive(kind) || !isPrimitive(a) || !isPrimitive(b) || !isPrimitive(c) || !isPrimitive(d)) return
+  if (kind === 'timer') return setTimer(a, b, c)
+  if (kind === 'clear') return clearTimer(a)
+  if (kind === 'done' || kind === 'request' || kind === 'console' || kind === 'fault') parentPort.postMessage([kind, a, b, c, d])
+}
+
+function setTimer (id, ms, repeat) {
+  if (typeof id !== 'number' || typeof ms !== 'number') return
+  clearTimer(id)
+  const fire = () => {
+    if (!repeat) timers.delete(id)
+    run('fire', id)
+  }
+  if (ms < 0) timers.set(id, { immediate: setImmediate(fire) })
+  else timers.set(id, { timer: repeat ? setInterval(fire, ms) : setTimeout(fire, ms) })
+}
+
+function clearTimer (id) {
+  const t = timers.get(id)
+  if (!t) return
+  timers.delete(id)
+  if (t.immediate) clearImmediate(t.immediate)
+  else clearTimeout(t.timer)
+}
+
+// Call into the context. Whatever it throws stays here (it is never read: that could run script code on a host
+// value, and the context reports its own failures through `fault`).
+function run (kind, a, b, c, d) {
+  try {
+    return control(kind, a, b, c, d)
+  } catch (_) {
+    return undefined
+  }
+}
+
+/** `[name, message]` of an error thrown while evaluating, without handing a host error to the context. */
+function describeThrown (e) {
+  if (e instanceof Error) return [String(e.name), String(e.message)] // a host (worker realm) error: read it here
+  const text = run('describe', e)
+  try { return JSON.parse(text) } catch (_) { return ['Error', 'the script threw a value that cannot be described'] }
+}
+
+function start ({ code, filename, options }) {
+  if (/\bimport\s*(\(|\/[/*])/.test(code)) {
+    // `import()` in a node:vm script always rejects with a host error (Node 20 has no safe loader hook), so a
+    // script that could call it is refused.
+    return ['SyntaxError', 'import() is not allowed in VM scripts']
+  }
+  let script
+  try {
+    script = new nodeVm.Script(code, { filename })
+  } catch (e) {
+    return describeThrown(e)
+  }
+  // The null-prototype sandbox object keeps host Object.prototype out of the global's lookups.
+  const context = nodeVm.createContext(Object.create(null), {
+    name: filename,
+    codeGeneration: { strings: false, wasm: false }
+  })
+  const setup = new nodeVm.Script(BOOTSTRAP, { filename: 'libvms-bootstrap.js' }).runInContext(context)
+  control = setup(post, JSON.stringify(options))
+  contextPromiseProto = nodeVm.runInContext('Promise.prototype', context)
+  try {
+    script.runInContext(context)
+  } catch (e) {
+    return describeThrown(e)
+  }
+  return null
+}
+
+// Errors outside a call never end the worker: a rejection nobody handled is reported as the VM's fault.
+process.on('unhandledRejection', (reason, promise) => {
+  // Only a promise of the context may hand its reason to the context (a host value never goes in).
+  if (control && Object.getPrototypeOf(promise) === contextPromiseProto) run('fault', reason)
+  else parentPort.postMessage(['fault', 'rejection', 'Error', 'a host promise rejected'])
+})
+process.on('uncaughtException', (e) => {
+  parentPort.postMessage(['fault', 'uncaught', 'Error', 'an uncaught exception in the VM worker'])
+})
+
+parentPort.on('message', (m) => {
+  const kind = m[0]
+  if (kind === 'call') run('call', m[1], m[2], m[3], m[4])
+  else if (kind === 'reply') run('reply', m[1], m[2], m[3])
+})
+
+const failed = start(workerData)
+parentPort.postMessage(failed ? ['failed', failed[0], failed[1]] : ['ready', run('exports')])
