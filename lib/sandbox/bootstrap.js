@@ -249,13 +249,35 @@
       send('request', id, api, method, argsText)
     })
   }
-  function stubs (api, methods) {
+  function stubs (api, methods, shape) {
     const o = {}
     for (const m of methods) {
       // A plain function of this realm; `request` never lets host values through.
-      o[m] = { [m] (...args) { return request(api, m, args) } }[m]
+      const reshape = shape && shape[m]
+      o[m] = reshape
+        ? { [m] (...args) { return request(api, m, args).then(reshape) } }[m]
+        : { [m] (...args) { return request(api, m, args) } }[m]
     }
     return o
+  }
+  // System.files results that are more than data (Beaker's Stat has methods and Dates), rebuilt here.
+  class Stat {
+    #dir
+    constructor (s) {
+      this.#dir = !!s._dir
+      this.size = s.size
+      this.blocks = s.blocks
+      this.downloaded = s.downloaded
+      this.mtime = new Date(s.mtime)
+      this.ctime = new Date(s.ctime)
+    }
+
+    isFile () { return !this.#dir }
+    isDirectory () { return this.#dir }
+  }
+  const FILES_SHAPE = {
+    stat: (s) => new Stat(s),
+    readdir: (list) => list.map((e) => (e !== null && typeof e === 'object' && e.stat) ? { name: e.name, stat: new Stat(e.stat) } : e)
   }
 
   // --- timers: in-realm handles; the worker keeps the real timers and fires them by id ---
@@ -303,7 +325,7 @@
   }
 
   // --- the globals a script sees: built here, in one place ---
-  const System = { caller: { id: undefined }, files: stubs('files', options.files) }
+  const System = { caller: { id: undefined }, files: stubs('files', options.files, FILES_SHAPE) }
   for (const name of keys(options.apis)) System[name] = stubs(name, options.apis[name])
   // A deliberately nondeterministic API, only for tests of verification failure.
   if (options.test) System.test = { random: () => mathRandom() }
