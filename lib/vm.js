@@ -206,8 +206,15 @@ class VM extends EventEmitter {
       case 'encoding': return { threw: true, value: new EncodingError(`call result is not JSON-serialisable: ${outcome.message}`) }
     }
     this._needsRestart = true
-    if (this.filesArchive.version !== versionBefore) await this._rollbackFiles(versionBefore)
-    return { threw: true, value: limitError(outcome.stopped, this.limits), stopped: outcome.stopped }
+    const err = limitError(outcome.stopped, this.limits)
+    if (this.filesArchive.version !== versionBefore) {
+      try {
+        await this._rollbackFiles(versionBefore)
+      } catch (e) {
+        err.message += `; its archive writes could not be discarded (${e.message})`
+      }
+    }
+    return { threw: true, value: err, stopped: outcome.stopped }
   }
 
   /**
@@ -216,7 +223,7 @@ class VM extends EventEmitter {
    */
   async _rollbackFiles (version) {
     if (typeof this.filesArchive.truncate === 'function') return this.filesArchive.truncate(version)
-    throw new LimitError(`a call stopped by a limit had written to the archive (version ${version} -> ${this.filesArchive.version}) and this build cannot discard it`)
+    throw new Error(`archive version ${this.filesArchive.version} cannot go back to ${version}: no truncation in this build`)
   }
 
   /** The restart after a limit stop, logged like any restart: fresh script, then its `init` as a logged call. */

@@ -13,7 +13,7 @@
   const PromiseC = Promise
   const ErrorC = Error
   const TypeErrorC = TypeError
-  const Uint8ArrayC = Uint8Array
+  const Uint8ArrayC = Uint8Array // the original: views over existing bytes only
   const ArrayBufferC = ArrayBuffer
   const isView = ArrayBuffer.isView
   const fromCharCode = String.fromCharCode
@@ -22,6 +22,53 @@
   const mathRandom = Math.random
   const ERRORS = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }
   const options = parse(optionsText)
+
+  // --- memory outside the JS heap: the worker's resourceLimits cap the heap only, so array buffers (whose bytes
+  // live outside it) are counted here, against the same memoryMb. Going past it stops the call like a heap
+  // overflow does. Every route to the original constructors is replaced by a counting one.
+  const bufferBudget = options.memoryBytes
+  let bufferBytes = 0
+  const uncount = new FinalizationRegistry((n) => { bufferBytes -= n })
+  const bufferOfView = apply.bind(null, Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'buffer').get)
+  const byteLengthOf = apply.bind(null, Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get)
+  function count (bytes) {
+    if (!(bytes <= bufferBudget - bufferBytes)) {
+      post('limit', 'memoryMb')
+      throw new RangeError('Array buffer allocation failed') // not reached: the worker stops on the line above
+    }
+  }
+  function counting (Original, bytesPerElement) {
+    const C = new Proxy(Original, {
+      construct (target, args, newTarget) {
+        const a = args[0]
+        const shared = a instanceof Original || isOriginalBuffer(a)
+        if (!shared) {
+          // Refuse a large request before it is made; count what was actually made after.
+          if (bytesPerElement === 0) count(Math.max(Number(a) || 0, (args[1] && Number(args[1].maxByteLength)) || 0))
+          else if (typeof a !== 'object' || a === null) count((Number(a) || 0) * bytesPerElement)
+        }
+        const made = Reflect.construct(target, args, newTarget)
+        if (!shared) {
+          const buffer = bytesPerElement === 0 ? made : bufferOfView(made, [])
+          const n = bytesPerElement === 0 ? Math.max(byteLengthOf(made, []), (args[1] && Number(args[1].maxByteLength)) || 0) : byteLengthOf(buffer, [])
+          if (bytesPerElement !== 0 && typeof a === 'object' && a !== null) count(n)
+          bufferBytes += n
+          uncount.register(buffer, n)
+        }
+        return made
+      }
+    })
+    defineProperty(Original.prototype, 'constructor', { value: C, writable: true, configurable: true, enumerable: false })
+    defineProperty(g, Original.name, { value: C, writable: true, configurable: true, enumerable: false })
+    return C
+  }
+  const ArrayBufferOriginal = ArrayBuffer
+  function isOriginalBuffer (a) { return a instanceof ArrayBufferOriginal }
+  counting(ArrayBuffer, 0)
+  for (const T of [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array]) counting(T, T.BYTES_PER_ELEMENT)
+  // Shared memory and WebAssembly (its code generation is off anyway) would be uncounted memory: not offered.
+  delete g.SharedArrayBuffer
+  delete g.WebAssembly
   const BYTES = '\u0000bytes' // marks a top-level argument or result that is bytes (a latin1 string)
 
   // Every call into the host goes through here: a host error (even a stack overflow on entry) never reaches the
@@ -114,7 +161,7 @@
   }
   function normEnc (enc) { return enc === undefined ? 'utf8' : String(enc).toLowerCase() }
 
-  class Buffer extends Uint8ArrayC {
+  class Buffer extends g.Uint8Array { // the counting constructor
     static from (value, encOrOffset, length) {
       if (typeof value === 'string') return bufferOf(encodeBytes(value, normEnc(encOrOffset)))
       if (value instanceof ArrayBufferC) return new Buffer(value, encOrOffset, length)

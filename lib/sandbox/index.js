@@ -16,6 +16,7 @@ const FILES_METHODS = ['getInfo', 'stat', 'readFile', 'readdir', 'writeFile', 'm
 const FILES_WRITES = new Set(['writeFile', 'mkdir', 'unlink', 'rmdir'])
 const BYTES = '\u0000bytes'
 const WORKER = path.join(__dirname, 'worker.js')
+const EXIT_MEMORY = 86 // worker.js: the script's array buffers went past memoryMb
 
 /** Documented defaults; `limits` given to a VM override them field by field. */
 const DEFAULT_LIMITS = Object.freeze({ callTimeoutMs: 10000, memoryMb: 256 })
@@ -40,6 +41,7 @@ class Sandbox extends EventEmitter {
     this._worker = null
     this._call = null // the call (or start) running: { seq, resolve, timer }
     this._seq = 0
+    this._timers = false // the script has timers pending: like host timers, they keep the process alive
     this.alive = false
   }
 
@@ -51,7 +53,7 @@ class Sandbox extends EventEmitter {
     this._stopWorker()
     const names = {}
     for (const [name, methods] of this._apis) names[name] = Object.keys(methods || {}).filter((k) => typeof methods[k] === 'function')
-    const options = { files: FILES_METHODS, apis: names, test: process.env.NODE_ENV === 'test' }
+    const options = { files: FILES_METHODS, apis: names, test: process.env.NODE_ENV === 'test', memoryBytes: this.limits.memoryMb * 1024 * 1024 }
     const worker = new Worker(WORKER, {
       workerData: { code: this.code, filename: this.filename, options },
       resourceLimits: { maxOldGenerationSizeMb: this.limits.memoryMb, maxYoungGenerationSizeMb: Math.min(16, this.limits.memoryMb), stackSizeMb: 4 },
@@ -62,7 +64,7 @@ class Sandbox extends EventEmitter {
     this.alive = true
     worker.on('message', (m) => this._onMessage(worker, m))
     worker.on('error', (e) => this._onExit(worker, e && e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? STOPPED_MEMORY : STOPPED_CRASH))
-    worker.on('exit', () => this._onExit(worker, STOPPED_CRASH))
+    worker.on('exit', (code) => this._onExit(worker, code === EXIT_MEMORY ? STOPPED_MEMORY : STOPPED_CRASH))
     return new Promise((resolve, reject) => {
       this._begin(0, (outcome) => {
         if (outcome.kind === 'ready') resolve(JSON.parse(outcome.text))
@@ -94,8 +96,14 @@ class Sandbox extends EventEmitter {
   _begin (seq, resolve) {
     const timer = setTimeout(() => this._stop(STOPPED_TIME), this.limits.callTimeoutMs)
     this._call = { seq, resolve, timer }
-    // A running call keeps the process alive; an idle VM does not.
-    this._worker.ref()
+    this._holdOpen()
+  }
+
+  // A running call or pending script timers keep the process alive; an idle VM does not.
+  _holdOpen () {
+    if (!this._worker) return
+    if (this._call || this._timers) this._worker.ref()
+    else this._worker.unref()
   }
 
   _end (seq, outcome) {
@@ -103,7 +111,7 @@ class Sandbox extends EventEmitter {
     if (!c || c.seq !== seq) return
     this._call = null
     clearTimeout(c.timer)
-    if (this._worker) this._worker.unref()
+    this._holdOpen()
     c.resolve(outcome)
   }
 
@@ -140,6 +148,10 @@ class Sandbox extends EventEmitter {
       } else this._end(seq, { kind: 'thrown', log: a, text: b })
     } else if (kind === 'request') this._request(worker, m[1], m[2], m[3], m[4])
     else if (kind === 'console') writeConsole(m[1], m[2])
+    else if (kind === 'timers') {
+      this._timers = m[1] === true
+      this._holdOpen()
+    }
     else if (kind === 'fault') {
       const e = rebuildError(m[2], m[3])
       e.where = m[1]

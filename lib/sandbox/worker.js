@@ -11,8 +11,10 @@ const { types } = require('node:util')
 
 const BOOTSTRAP = fs.readFileSync(path.join(__dirname, 'bootstrap.js'), 'utf8')
 const PRIMITIVE = new Set(['string', 'number', 'boolean', 'undefined'])
+const EXIT_MEMORY = 86 // the script's array buffers went past memoryMb (see bootstrap.js)
 
 const timers = new Map()
+let timersPending = false // told to the main thread, which holds the process open for a script's pending timers
 let control = null
 let contextPromiseProto = null
 
@@ -23,6 +25,7 @@ function post (kind, a, b, c, d) {
   if (!isPrimitive(kind) || !isPrimitive(a) || !isPrimitive(b) || !isPrimitive(c) || !isPrimitive(d)) return
   if (kind === 'timer') return setTimer(a, b, c)
   if (kind === 'clear') return clearTimer(a)
+  if (kind === 'limit') process.exit(EXIT_MEMORY) // in a worker: ends this thread at once, not the process
   if (kind === 'done' || kind === 'request' || kind === 'console' || kind === 'fault') parentPort.postMessage([kind, a, b, c, d])
 }
 
@@ -32,9 +35,16 @@ function setTimer (id, ms, repeat) {
   const fire = () => {
     if (!repeat) timers.delete(id)
     run('fire', id)
+    tellTimers()
   }
   if (ms < 0) timers.set(id, { immediate: setImmediate(fire) })
   else timers.set(id, { timer: repeat ? setInterval(fire, ms) : setTimeout(fire, ms) })
+  tellTimers()
+}
+
+function tellTimers () {
+  const now = timers.size > 0
+  if (now !== timersPending) parentPort.postMessage(['timers', timersPending = now])
 }
 
 function clearTimer (id) {
@@ -43,6 +53,7 @@ function clearTimer (id) {
   timers.delete(id)
   if (t.immediate) clearImmediate(t.immediate)
   else clearTimeout(t.timer)
+  tellTimers()
 }
 
 // Call into the context. Whatever it throws stays here (it is never read: that could run script code on a host
