@@ -17,6 +17,7 @@ const debug = require('./debug')('libvms:vm')
 const CALL_LOG_DIR = 'call-log'
 const FILES_DIR = 'files'
 const META_FILE = 'meta.json'
+const REPLAY_WINDOW = 256 // calls a replay keeps queued ahead
 
 class VM extends EventEmitter {
   /** `limits`: `{callTimeoutMs, memoryMb}` for the script (see lib/sandbox; defaults 10 s, 256 MB). */
@@ -87,7 +88,24 @@ class VM extends EventEmitter {
    * them (an RPC call), so the method may have them as they are.
    */
   _start ({ methodName, args = [], userId } = {}, argsParsed = false) {
-    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed))
+    const early = this._send(methodName, args, userId)
+    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early))
+  }
+
+  /**
+   * Send a call to the script's worker at once, before the calls ahead of it have finished (the worker runs them
+   * in order), so the thread hop overlaps with them. Returns `{argsJSON, outcome}`, or null where the call must
+   * wait for its turn (no running script, or arguments that `_execute` refuses).
+   */
+  _send (methodName, args, userId) {
+    if (!this._sandbox || !this._sandbox.alive || this._needsRestart || !this.callLog || !Array.isArray(args)) return null
+    let argsJSON
+    try {
+      argsJSON = toJSONText(args, 'call arguments')
+    } catch (_) {
+      return null
+    }
+    return { argsJSON, outcome: this._sandbox.call(methodName, argsJSON, userId) }
   }
 
   /** Close the archive and the log (after the running call). Idempotent. */
@@ -125,6 +143,7 @@ class VM extends EventEmitter {
         done++
         if (onProgress) onProgress(done, total)
       }
+      await vm._queue.drain()
       await vm._pending.settled()
       vm._replaying = false
       return vm
@@ -134,22 +153,31 @@ class VM extends EventEmitter {
     }
   }
 
+  /**
+   * Calls are sent to the script ahead of their turn (up to REPLAY_WINDOW queued), so the thread hop overlaps;
+   * everything else waits for its turn in the same queue, so the replica's log keeps the entries' order.
+   */
   async _replayEntry (entry) {
+    const copy = () => { this._pending.track(this.callLog.append(entry)) }
     if (entry && entry.type === 'call' && entry.stopped !== undefined) {
       // Stopped by a limit on the host: the host's word, never re-run (its effects were discarded there too).
-      this._pending.track(this.callLog.append(entry))
+      this._queue.push(copy)
     } else if (entry && entry.type === 'call' && entry.call) {
       const { methodName, args = [], userId } = entry.call
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
-      const outcome = await this._queue.push(() => this._execute(methodName, args, userId)).catch(() => null)
-      if (outcome) this._pending.track(outcome.durable)
+      const early = this._send(methodName, args, userId)
+      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early))
+        .then((outcome) => this._pending.track(outcome.durable), () => {})
+      if (this._queue.pending > REPLAY_WINDOW) await run
     } else if (entry && entry.type === 'restart') {
-      if (typeof entry.code === 'string') this.code = entry.code
-      this._pending.track(this.callLog.append(entry))
-      await this._evaluate()
+      await this._queue.push(async () => {
+        if (typeof entry.code === 'string') this.code = entry.code
+        copy()
+        await this._evaluate()
+      })
     } else {
       // Unknown entry types are copied, so the replica's log stays comparable entry by entry.
-      this._pending.track(this.callLog.append(entry))
+      this._queue.push(copy)
     }
   }
 
@@ -195,19 +223,23 @@ class VM extends EventEmitter {
    * The invocation step of a call: run `methodName` in the sandbox. Returns `{threw, value, stopped}`; `stopped`
    * (a limit's name) when the call was stopped, its archive writes discarded and the script due for a restart.
    */
-  async _invoke (methodName, argsJSON, userId) {
-    if (this._needsRestart) await this._restartAfterLimit()
-    const versionBefore = this.filesArchive.version
-    const outcome = await this._sandbox.call(methodName, argsJSON, userId)
+  async _invoke (methodName, argsJSON, userId, sent) {
+    let outcome = sent ? await sent : { kind: 'lost' }
+    if (outcome.kind === 'lost') {
+      if (this._needsRestart) await this._restartAfterLimit()
+      outcome = await this._sandbox.call(methodName, argsJSON, userId)
+    }
     switch (outcome.kind) {
-      case 'value': return { threw: false, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text) }
+      case 'value': return { threw: false, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text), resJSON: outcome.text }
       case 'error': return { threw: true, value: rebuildError(outcome.name, outcome.message) }
       case 'thrown': return { threw: true, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text) }
       case 'encoding': return { threw: true, value: new EncodingError(`call result is not JSON-serialisable: ${outcome.message}`) }
     }
     this._needsRestart = true
     const err = limitError(outcome.stopped, this.limits)
-    if (this.filesArchive.version !== versionBefore) {
+    await outcome.settled
+    const versionBefore = outcome.versionBefore // the archive before the stopped call's first write, if it wrote
+    if (versionBefore !== undefined && this.filesArchive.version !== versionBefore) {
       try {
         await this._rollbackFiles(versionBefore)
       } catch (e) {
@@ -238,23 +270,25 @@ class VM extends EventEmitter {
     }
   }
 
-  async _execute (methodName, args, userId, argsParsed = false) {
+  async _execute (methodName, args, userId, argsParsed = false, early = null) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
     // The log keeps the arguments as they were passed, and the method sees exactly what a replay will see: that
     // text parsed (in the sandbox).
-    const argsJSON = toJSONText(args, 'call arguments')
+    const argsJSON = early ? early.argsJSON : toJSONText(args, 'call arguments')
     let res
     let err
     let threw = false
     let stopped
+    let text // the result's JSON text as the script's realm wrote it
     try {
       // The method runs in the script's sandbox, which gets the arguments as the log's text.
-      const invoked = await this._invoke(methodName, argsJSON, userId)
+      const invoked = await this._invoke(methodName, argsJSON, userId, early && early.outcome)
       threw = invoked.threw
       if (threw) err = invoked.value
       else res = invoked.value
       stopped = invoked.stopped
+      text = invoked.resJSON
     } catch (e) {
       threw = true
       err = e
@@ -265,7 +299,7 @@ class VM extends EventEmitter {
     let resJSON
     try {
       if (threw) entry.err = err == null ? String(err) : err
-      else resJSON = toJSONText(res, 'call result')
+      else resJSON = text !== undefined ? text : toJSONText(res, 'call result')
     } catch (e) {
       // The result cannot be logged: the caller gets the encoding error, and so does the log (faithfully).
       threw = true

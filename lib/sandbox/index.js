@@ -39,7 +39,14 @@ class Sandbox extends EventEmitter {
     this._files = files
     this._apis = apis
     this._worker = null
-    this._call = null // the call (or start) running: { seq, resolve, timer }
+    // Calls sent and not yet answered, oldest first ({seq, resolve}; seq 0 is the start). The worker runs them one
+    // at a time in this order; the watchdog times the oldest, from when the worker could start it.
+    this._inflight = []
+    this._head = 0 // this._inflight[this._head] is the oldest (an index, so a long queue is not shifted per call)
+    this._watchdog = null
+    this._headSince = 0
+    this._requests = new Set() // System.files/addAPI requests under way (a stop waits for them)
+    this._outbox = [] // calls sent together: one message per turn of the event loop
     this._seq = 0
     this._timers = false // the script has timers pending: like host timers, they keep the process alive
     this.alive = false
@@ -66,7 +73,7 @@ class Sandbox extends EventEmitter {
     worker.on('error', (e) => this._onExit(worker, e && e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? STOPPED_MEMORY : STOPPED_CRASH))
     worker.on('exit', (code) => this._onExit(worker, code === EXIT_MEMORY ? STOPPED_MEMORY : STOPPED_CRASH))
     return new Promise((resolve, reject) => {
-      this._begin(0, (outcome) => {
+      this._track(0, (outcome) => {
         if (outcome.kind === 'ready') resolve(JSON.parse(outcome.text))
         else reject(outcome.kind === 'limit' ? limitError(outcome.stopped, this.limits) : rebuildError(outcome.name, outcome.message))
       })
@@ -76,16 +83,24 @@ class Sandbox extends EventEmitter {
   /**
    * Run `method` with `argsJSON`: resolves with `{kind: 'value', text}`, `{kind: 'error', log, name, message}`,
    * `{kind: 'thrown', log, text}`, `{kind: 'encoding', message}` or `{kind: 'limit', stopped}` (the worker is gone
-   * then; `start()` again). One call at a time.
+   * then; `start()` again) or `{kind: 'lost'}` (sent behind a call that was stopped: never run; send it again).
+   * Calls may be sent before the previous one has answered: they run one at a time, in the order sent.
    */
   call (method, argsJSON, callerId) {
     if (!this.alive) return Promise.reject(new ClosedError('the VM script is not running'))
     const seq = ++this._seq
     const callerJSON = callerId === undefined ? undefined : JSON.stringify(callerId)
     return new Promise((resolve) => {
-      this._begin(seq, resolve)
-      this._worker.postMessage(['call', seq, method, argsJSON, callerJSON])
+      this._track(seq, resolve)
+      // Sent once per turn of the event loop: calls arriving together (an RPC batch, a replay) share a message.
+      if (this._outbox.push(seq, method, argsJSON, callerJSON) === 4) setImmediate(() => this._flush())
     })
+  }
+
+  _flush () {
+    const calls = this._outbox
+    this._outbox = []
+    if (this._worker && calls.length) this._worker.postMessage(['calls', calls])
   }
 
   /** Stop the worker (and its timers). */
@@ -93,30 +108,53 @@ class Sandbox extends EventEmitter {
     this._stopWorker()
   }
 
-  _begin (seq, resolve) {
-    const timer = setTimeout(() => this._stop(STOPPED_TIME), this.limits.callTimeoutMs)
-    this._call = { seq, resolve, timer }
-    this._holdOpen()
+  _track (seq, resolve) {
+    if (this._inflight.push({ seq, resolve, versionBefore: undefined }) - this._head === 1) {
+      // The start is timed from when the script itself begins to run (booting a worker is not the script's time).
+      if (seq !== 0) this._arm()
+      this._holdOpen()
+    }
+  }
+
+  // The oldest call's clock starts now. One timer serves call after call: it is only re-set when it fires early.
+  _arm () {
+    this._headSince = performance.now()
+    if (!this._watchdog) this._watchdog = setTimeout(() => this._check(), this.limits.callTimeoutMs)
+  }
+
+  _check () {
+    this._watchdog = null
+    if (this._head >= this._inflight.length || !this._worker) return
+    const left = this._headSince + this.limits.callTimeoutMs - performance.now()
+    if (left <= 0) this._stopWorker(STOPPED_TIME)
+    else this._watchdog = setTimeout(() => this._check(), Math.ceil(left))
+  }
+
+  _disarm () {
+    clearTimeout(this._watchdog)
+    this._watchdog = null
   }
 
   // A running call or pending script timers keep the process alive; an idle VM does not.
   _holdOpen () {
     if (!this._worker) return
-    if (this._call || this._timers) this._worker.ref()
+    if (this._inflight.length > this._head || this._timers) this._worker.ref()
     else this._worker.unref()
   }
 
+  /** The oldest call answered: the watchdog moves on to the next. */
   _end (seq, outcome) {
-    const c = this._call
+    const c = this._inflight[this._head]
     if (!c || c.seq !== seq) return
-    this._call = null
-    clearTimeout(c.timer)
-    this._holdOpen()
+    this._inflight[this._head++] = undefined
+    if (this._head < this._inflight.length) this._arm()
+    else {
+      this._disarm()
+      this._inflight = []
+      this._head = 0
+      this._holdOpen()
+    }
     c.resolve(outcome)
-  }
-
-  _stop (stopped) {
-    this._stopWorker(stopped)
   }
 
   _stopWorker (stopped = STOPPED_CRASH) {
@@ -125,8 +163,15 @@ class Sandbox extends EventEmitter {
     this._worker = null
     this.alive = false
     worker.terminate().catch(() => {})
-    const c = this._call
-    if (c) this._end(c.seq, { kind: 'limit', stopped })
+    this._disarm()
+    const [head, ...rest] = this._inflight.slice(this._head)
+    this._inflight = []
+    this._head = 0
+    this._outbox = []
+    // The stopped call's archive writes under way finish before the caller sees the stop (and discards them).
+    const settled = Promise.allSettled([...this._requests]).then(() => {})
+    if (head) head.resolve({ kind: 'limit', stopped, versionBefore: head.versionBefore, settled })
+    for (const c of rest) c.resolve({ kind: 'lost' })
   }
 
   _onExit (worker, stopped) {
@@ -139,13 +184,9 @@ class Sandbox extends EventEmitter {
     if (worker !== this._worker) return
     const kind = m[0]
     if (kind === 'done') {
-      const [, seq, how, a, b] = m
-      if (how === 'value') this._end(seq, { kind: 'value', text: a })
-      else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a })
-      else if (how === 'error') {
-        const [name, message] = JSON.parse(b)
-        this._end(seq, { kind: 'error', log: a, name, message })
-      } else this._end(seq, { kind: 'thrown', log: a, text: b })
+      // Answers, in the order the calls ran: [seq, how, a, b] each.
+      const d = m[1]
+      for (let i = 0; i < d.length; i += 4) this._done(d[i], d[i + 1], d[i + 2], d[i + 3])
     } else if (kind === 'request') this._request(worker, m[1], m[2], m[3], m[4])
     else if (kind === 'console') writeConsole(m[1], m[2])
     else if (kind === 'timers') {
@@ -156,29 +197,46 @@ class Sandbox extends EventEmitter {
       const e = rebuildError(m[2], m[3])
       e.where = m[1]
       this.emit('fault', e)
-    } else if (kind === 'ready') this._end(0, { kind: 'ready', text: m[1] })
+    } else if (kind === 'evaluating') this._arm()
+    else if (kind === 'ready') this._end(0, { kind: 'ready', text: m[1] })
     else if (kind === 'failed') this._end(0, { kind: 'failed', name: m[1], message: m[2] })
+  }
+
+  _done (seq, how, a, b) {
+    if (how === 'value') this._end(seq, { kind: 'value', text: a })
+    else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a })
+    else if (how === 'error') {
+      const [name, message] = JSON.parse(b)
+      this._end(seq, { kind: 'error', log: a, name, message })
+    } else this._end(seq, { kind: 'thrown', log: a, text: b })
   }
 
   async _request (worker, id, api, method, argsText) {
     let reply
+    let running
     try {
-      const value = await this._perform(api, method, decodeArgs(argsText))
+      running = this._perform(api, method, decodeArgs(argsText))
+      this._requests.add(running)
+      const value = await running
       const text = value instanceof Uint8Array ? JSON.stringify({ [BYTES]: Buffer.from(value).toString('latin1') }) : toJSONText(value, 'API result')
       reply = ['reply', id, 'ok', text]
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e))
       reply = ['reply', id, 'err', JSON.stringify([String(err.name), String(err.message), typeof err.code === 'string' ? err.code : null])]
     }
+    this._requests.delete(running)
     if (worker === this._worker) worker.postMessage(reply)
   }
 
   async _perform (api, method, args) {
     if (api === 'files') {
       if (!FILES_METHODS.includes(method)) throw new TypeError(`System.files.${method} is not a function`)
-      if (FILES_WRITES.has(method) && !this._call) throw new Error(`System.files.${method} is only allowed during a call`)
+      const head = this._inflight[this._head]
+      if (FILES_WRITES.has(method) && !head) throw new Error(`System.files.${method} is only allowed during a call`)
       const archive = this._files()
       if (!archive) throw new ClosedError('VM is closed')
+      // Where a stopped call's writes would be discarded back to (read once per call, at its first write).
+      if (FILES_WRITES.has(method) && head.versionBefore === undefined) head.versionBefore = archive.version
       return archive[method](...args)
     }
     const methods = this._apis.get(api)

@@ -26,7 +26,54 @@ function post (kind, a, b, c, d) {
   if (kind === 'timer') return setTimer(a, b, c)
   if (kind === 'clear') return clearTimer(a)
   if (kind === 'limit') process.exit(EXIT_MEMORY) // in a worker: ends this thread at once, not the process
-  if (kind === 'done' || kind === 'request' || kind === 'console' || kind === 'fault') parentPort.postMessage([kind, a, b, c, d])
+  if (kind === 'done') return done(a, b, c, d)
+  if (kind === 'request' || kind === 'console' || kind === 'fault') {
+    flushDone() // answers leave before anything the next call asks for
+    parentPort.postMessage([kind, a, b, c, d])
+  }
+}
+
+// Calls run one at a time, in the order sent; answers are sent together, once per turn (or before a call starts
+// when older answers have waited 5 ms: a call that then spins holds back little).
+let calls = []
+let next = 0 // calls[next..] wait; taken four items at a time
+let running = false
+let pumping = false
+let answers = []
+let answersSince = 0
+
+function done (seq, how, a, b) {
+  if (answers.length === 0) {
+    answersSince = performance.now()
+    queueMicrotask(flushDone)
+  }
+  answers.push(seq, how, a, b)
+  running = false
+  if (!pumping) queueMicrotask(pump)
+}
+
+function flushDone () {
+  if (answers.length === 0) return
+  const list = answers
+  answers = []
+  parentPort.postMessage(['done', list])
+}
+
+function pump () {
+  if (pumping) return
+  pumping = true
+  while (!running && next < calls.length) {
+    if (answers.length && performance.now() - answersSince > 5) flushDone()
+    running = true
+    const seq = calls[next]
+    const method = calls[next + 1]
+    const argsText = calls[next + 2]
+    const callerText = calls[next + 3]
+    next += 4
+    if (next === calls.length) { calls = []; next = 0 }
+    run('call', seq, method, argsText, callerText)
+  }
+  pumping = false
 }
 
 function setTimer (id, ms, repeat) {
@@ -93,6 +140,7 @@ function start ({ code, filename, options }) {
   const setup = new nodeVm.Script(BOOTSTRAP, { filename: 'libvms-bootstrap.js' }).runInContext(context)
   control = setup(post, JSON.stringify(options))
   contextPromiseProto = nodeVm.runInContext('Promise.prototype', context)
+  parentPort.postMessage(['evaluating'])
   try {
     script.runInContext(context)
   } catch (e) {
@@ -113,8 +161,10 @@ process.on('uncaughtException', (e) => {
 
 parentPort.on('message', (m) => {
   const kind = m[0]
-  if (kind === 'call') run('call', m[1], m[2], m[3], m[4])
-  else if (kind === 'reply') run('reply', m[1], m[2], m[3])
+  if (kind === 'calls') {
+    for (const v of m[1]) calls.push(v)
+    pump()
+  } else if (kind === 'reply') run('reply', m[1], m[2], m[3])
 })
 
 const failed = start(workerData)
