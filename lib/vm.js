@@ -108,6 +108,14 @@ class VM extends EventEmitter {
     return { argsJSON, outcome: this._sandbox.call(methodName, argsJSON, userId) }
   }
 
+  /**
+   * Stop the script's running call now, as a limit would (`reason` is logged as `stopped`); the script restarts
+   * before the next call. A host's shutdown uses it so that a spinning script cannot hold it up.
+   */
+  stopScript (reason = 'shutdown') {
+    if (this._sandbox) this._sandbox.stop(reason)
+  }
+
   /** Close the archive and the log (after the running call). Idempotent. */
   close () {
     if (!this._closing) this._closing = this._close()

@@ -108,6 +108,14 @@ class Sandbox extends EventEmitter {
     this._stopWorker()
   }
 
+  /** Stop the running call, if any, as a limit does (`stopped` = `reason`); the worker goes with it. */
+  stop (reason) {
+    if (this._head < this._inflight.length) {
+      this._stopWorker(reason)
+      this.emit('stopped', reason)
+    }
+  }
+
   _track (seq, resolve) {
     if (this._inflight.push({ seq, resolve, versionBefore: undefined }) - this._head === 1) {
       // The start is timed from when the script itself begins to run (booting a worker is not the script's time).
@@ -283,7 +291,8 @@ function resolveLimits (limits) {
 function limitError (stopped, limits) {
   const what = {
     [STOPPED_TIME]: `ran longer than callTimeoutMs (${limits.callTimeoutMs} ms)`,
-    [STOPPED_MEMORY]: `used more than memoryMb (${limits.memoryMb} MB)`
+    [STOPPED_MEMORY]: `used more than memoryMb (${limits.memoryMb} MB)`,
+    shutdown: 'was still running when the host shut down'
   }
   return new LimitError(`the VM script was stopped: it ${what[stopped] || 'crashed'}`, { stopped })
 }
