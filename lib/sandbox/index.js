@@ -92,8 +92,9 @@ class Sandbox extends EventEmitter {
     const callerJSON = callerId === undefined ? undefined : JSON.stringify(callerId)
     return new Promise((resolve) => {
       this._track(seq, resolve)
-      // Sent once per turn of the event loop: calls arriving together (an RPC batch, a replay) share a message.
-      if (this._outbox.push(seq, method, argsJSON, callerJSON) === 4) setImmediate(() => this._flush())
+      // A lone call goes at once; calls arriving together (an RPC batch, a replay) share a message per turn.
+      if (this._inflight.length - this._head === 1) this._worker.postMessage(['calls', [seq, method, argsJSON, callerJSON]])
+      else if (this._outbox.push(seq, method, argsJSON, callerJSON) === 4) setImmediate(() => this._flush())
     })
   }
 
