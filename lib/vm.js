@@ -234,7 +234,16 @@ class VM extends EventEmitter {
   async _invoke (methodName, argsJSON, userId, sent) {
     let outcome = sent ? await sent : { kind: 'lost' }
     if (outcome.kind === 'lost') {
-      if (this._needsRestart) await this._restartAfterLimit()
+      if (this._needsRestart) {
+        try {
+          await this._restartAfterLimit()
+        } catch (e) {
+          // The script did not come back (its load hit a limit): this call is stopped too, and the next one tries
+          // again. A replay copies the stop either way.
+          this._needsRestart = true
+          return { threw: true, value: e, stopped: e.stopped || 'restart' }
+        }
+      }
       outcome = await this._sandbox.call(methodName, argsJSON, userId)
     }
     switch (outcome.kind) {
@@ -269,7 +278,8 @@ class VM extends EventEmitter {
   /** The restart after a limit stop, logged like any restart: fresh script, then its `init` as a logged call. */
   async _restartAfterLimit () {
     for (let runInit = true; this._needsRestart; runInit = false) {
-      this.callLog.enqueue({ type: 'restart' })
+      // A failed commit reaches callers through the entries after this one.
+      this.callLog.enqueue({ type: 'restart' }).catch(() => {})
       await this._evaluate()
       if (runInit && typeof this.exports.init === 'function') {
         const init = await this._execute('init', [], undefined)

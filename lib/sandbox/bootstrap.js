@@ -9,7 +9,9 @@
   const g = globalThis
   const { parse, stringify } = JSON
   const { create, defineProperty, freeze, keys, hasOwn } = Object
-  const { apply } = Reflect
+  const { apply, construct } = Reflect
+  const { max } = Math
+  const NumberC = Number
   const PromiseC = Promise
   const ErrorC = Error
   const TypeErrorC = TypeError
@@ -42,15 +44,18 @@
       construct (target, args, newTarget) {
         const a = args[0]
         const shared = a instanceof Original || isOriginalBuffer(a)
+        // Read once: a getter must not answer differently to the count and to the constructor.
+        const maxLength = bytesPerElement === 0 && args[1] !== null && typeof args[1] === 'object' ? NumberC(args[1].maxByteLength) || 0 : 0
+        if (maxLength) args = [a, { maxByteLength: maxLength }]
         if (!shared) {
           // Refuse a large request before it is made; count what was actually made after.
-          if (bytesPerElement === 0) count(Math.max(Number(a) || 0, (args[1] && Number(args[1].maxByteLength)) || 0))
-          else if (typeof a !== 'object' || a === null) count((Number(a) || 0) * bytesPerElement)
+          if (bytesPerElement === 0) count(max(NumberC(a) || 0, maxLength))
+          else if (typeof a !== 'object' || a === null) count((NumberC(a) || 0) * bytesPerElement)
         }
-        const made = Reflect.construct(target, args, newTarget)
+        const made = construct(target, args, newTarget)
         if (!shared) {
           const buffer = bytesPerElement === 0 ? made : bufferOfView(made, [])
-          const n = bytesPerElement === 0 ? Math.max(byteLengthOf(made, []), (args[1] && Number(args[1].maxByteLength)) || 0) : byteLengthOf(buffer, [])
+          const n = bytesPerElement === 0 ? max(byteLengthOf(made, []), maxLength) : byteLengthOf(buffer, [])
           if (bytesPerElement !== 0 && typeof a === 'object' && a !== null) count(n)
           bufferBytes += n
           uncount.register(buffer, n)
