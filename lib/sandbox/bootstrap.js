@@ -284,7 +284,7 @@
         try { text = stringify(e) } catch (_) {}
         return { log, text: text === undefined ? 'null' : text }
       }
-      return { log: String(e), text: stringify(e) === undefined ? 'null' : stringify(e) }
+      return { log: String(e), text: stringify(e) } // undefined stays undefined (logged as "undefined")
     } catch (_) {
       return { log: 'Error', name: 'Error', message: 'a thrown value that cannot be described' }
     }
