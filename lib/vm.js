@@ -143,6 +143,7 @@ class VM extends EventEmitter {
       await vm._evaluate()
       // A replay need not wait for each entry to be durable: entries queue in order, and it waits once at the end.
       vm._replaying = true
+      vm._sandbox.deferFlush = true
       vm._pending = new PendingWrites()
       const total = callLog.length
       let done = 1
@@ -216,6 +217,7 @@ class VM extends EventEmitter {
   async _evaluate () {
     if (this._sandbox) this._sandbox.close()
     const sandbox = new Sandbox({ code: this.code, limits: this.limits, files: () => this.filesArchive, apis: this._apis })
+    sandbox.deferFlush = this._replaying
     this._sandbox = sandbox
     this._needsRestart = false
     sandbox.on('fault', (e) => {

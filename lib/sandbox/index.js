@@ -48,6 +48,7 @@ class Sandbox extends EventEmitter {
     this._requests = new Set() // System.files/addAPI requests under way (a stop waits for them)
     this._outbox = [] // calls sent together: one message per turn of the event loop
     this._seq = 0
+    this.deferFlush = false
     this._timers = false // the script has timers pending: like host timers, they keep the process alive
     this.alive = false
   }
@@ -92,9 +93,12 @@ class Sandbox extends EventEmitter {
     const callerJSON = callerId === undefined ? undefined : JSON.stringify(callerId)
     return new Promise((resolve) => {
       this._track(seq, resolve)
-      // A lone call goes at once; calls arriving together (an RPC batch, a replay) share a message per turn.
-      if (this._inflight.length - this._head === 1) this._worker.postMessage(['calls', [seq, method, argsJSON, callerJSON]])
-      else if (this._outbox.push(seq, method, argsJSON, callerJSON) === 4) setImmediate(() => this._flush())
+      // Calls sent together share a message: those of one synchronous run (an RPC batch), or with `deferFlush`
+      // (a replay, which yields between entries) those of one turn of the event loop.
+      if (this._outbox.push(seq, method, argsJSON, callerJSON) === 4) {
+        if (this.deferFlush) setImmediate(() => this._flush())
+        else queueMicrotask(() => this._flush())
+      }
     })
   }
 
