@@ -187,15 +187,26 @@ export interface ReplayOptions {
  * A script run as an auditable service. Calls run strictly one at a time in arrival order; each is appended to the
  * call log (`{type:'call', call, result}`) and the caller hears its outcome once the entry is durable.
  */
+/** Limits on a VM script (see the README's Sandbox section). */
+export interface VMLimits {
+  /** A call (or the script's load) running longer is stopped: LimitError. Default 10000. */
+  callTimeoutMs?: number
+  /** The script's JS heap, and separately its array buffers, past this are stopped: LimitError. Default 256. */
+  memoryMb?: number
+}
+
 export class VM extends EventEmitter {
-  constructor (code: string)
+  constructor (code: string, opts?: { limits?: VMLimits })
+  /** The limits in force (defaults filled in). */
+  readonly limits: Required<VMLimits>
   /** A fresh UUID v4. */
   readonly id: string
   code: string
   dir: string | null
   // Typed as ready: programs use these after `await vm.deploy(...)`. At run time they are null before deploy and
   // after close.
-  /** The script's `module.exports`. */
+  /** The script's exports as seen from the host: its keys in order; a function export here makes a logged call
+   * (`executeCall`), anything else is a JSON copy. The script's own objects stay in its realm. */
   exports: Record<string, any>
   filesArchive: DatArchive
   callLog: CallLog
@@ -204,11 +215,16 @@ export class VM extends EventEmitter {
    * throws; on a restart, init's error is only logged and emitted as 'warning', and the VM serves.
    * Resolves with the VM itself, ready. */
   deploy (opts: DeployOptions): Promise<this>
-  /** Resolves with the method's result, or rejects with what it threw (a TypeError for a missing method,
-   * an EncodingError for a result JSON cannot hold). Either way the call is logged. */
+  /** Resolves with the method's result (as JSON data), or rejects with what it threw (an Error with the script
+   * error's name and message; a TypeError for a missing method, an EncodingError for a result JSON cannot hold, a
+   * LimitError for a call stopped by a limit). Either way the call is logged. */
   executeCall (call: ExecuteCallOptions): Promise<any>
-  /** Adds `System[name]` for scripts evaluated afterwards. */
+  /** Adds `System[name]` for scripts evaluated afterwards. In the script each function member is async: it takes
+   * JSON data (and bytes) and resolves with the host function's result as JSON data. */
   addAPI (name: string, methods: Record<string, any>): void
+  /** Stops the running call now, as a limit would (logged as `stopped: reason`); the script restarts before the
+   * next call. */
+  stopScript (reason?: string): void
   /** Closes the archive and the log after the running calls; idempotent. */
   close (): Promise<void>
   /** Replays a log in a fresh VM: entry 0 must be the init entry naming `filesArchiveUrl`; every later entry is
@@ -217,6 +233,8 @@ export class VM extends EventEmitter {
   on (event: 'ready' | 'close', listener: () => void): this
   /** An `init` that threw on a restart: `cause` is what it threw, `entry` its log entry. */
   on (event: 'warning', listener: (warning: Error & { cause: unknown, entry: number }) => void): this
+  /** An error the script threw outside any call (a timer callback, an unhandled rejection); `where` says which. */
+  on (event: 'scriptError', listener: (err: Error & { where: 'timer' | 'rejection' | 'uncaught' }) => void): this
 }
 
 /** A mismatch found by the Verifier. */
@@ -264,8 +282,10 @@ export interface VMMounter {
  * `<factory dir>/<id>` and is served at `/<id>`; a factory redeployed on the same dir brings back its live VMs.
  */
 export class VMFactory extends VM {
-  constructor (code: string, opts?: { maxVMs?: number })
+  /** `limits`: the factory script's own; `vmLimits`: the most a provisioned VM gets (the host's policy). */
+  constructor (code: string, opts?: { maxVMs?: number, limits?: VMLimits, vmLimits?: VMLimits })
   readonly maxVMs: number
+  readonly vmLimits: Required<VMLimits>
   /** The live VMs, by id. */
   VMs: Record<string, VM>
   readonly numVMs: number
@@ -273,7 +293,7 @@ export class VMFactory extends VM {
    * also returns each VM's `rpcUrl`. */
   setRPCServer (server: VMMounter, opts?: { url?: string }): void
   /** Rejects with CapacityError ("This host is at maximum capacity") at maxVMs, BadArgumentError for bad code. */
-  provisionVM (opts: { code: string, title?: string }): Promise<ProvisionedVMInfo>
+  provisionVM (opts: { code: string, title?: string, limits?: VMLimits }): Promise<ProvisionedVMInfo>
   shutdownVM (id: string): Promise<void>
   getVM (id: string): VM | undefined
 }
@@ -283,7 +303,7 @@ export type ErrorCode =
   | 'INVALID_SIGNATURE' | 'OUT_OF_BOUNDS' | 'NOT_WRITABLE' | 'CLOSED' | 'BAD_ARGUMENT' | 'ENCODING_ERROR'
   | 'INVALID_PROOF' | 'INTERNAL' | 'NOT_FOUND' | 'ENTRY_ALREADY_EXISTS' | 'PARENT_FOLDER_DOESNT_EXIST'
   | 'INVALID_PATH' | 'ARCHIVE_NOT_WRITABLE' | 'DEST_DIRECTORY_NOT_EMPTY' | 'INVALID_ENCODING'
-  | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED'
+  | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED' | 'LIMIT_EXCEEDED'
   | 'AT_CAPACITY' | 'USAGE' // raised by the JavaScript layer only
 
 /** Base class of every libvms error: `code` is stable, `name` is the class name. */
@@ -396,6 +416,8 @@ export namespace errors {
   export class VerificationError extends CodedError {}
   export class TimeoutError extends CodedError {}
   export class ConnectionError extends CodedError {}
+  /** A VM call stopped by a limit; `stopped` names it ('callTimeoutMs', 'memoryMb', 'shutdown'). */
+  export class LimitError extends CodedError { stopped?: string }
   /** VMFactory at maxVMs (code AT_CAPACITY). */
   export class CapacityError extends CodedError {}
   /** Bad command line (code USAGE). */

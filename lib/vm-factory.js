@@ -10,6 +10,7 @@ const path = require('node:path')
 const nodeVm = require('node:vm')
 
 const VM = require('./vm')
+const { resolveLimits } = require('./sandbox')
 const CallLog = require('./call-log')
 const createDebug = require('./debug')
 const { BadArgumentError, CapacityError, ClosedError } = require('./errors')
@@ -19,10 +20,15 @@ const REGISTRY_FILE = 'vms.json'
 const DEFAULT_MAX_VMS = 100
 
 class VMFactory extends VM {
-  constructor (code, { maxVMs = DEFAULT_MAX_VMS } = {}) {
-    super(code)
+  /**
+   * `limits`: the factory script's own; `vmLimits`: the host's policy for provisioned VMs (the most a VM may get;
+   * defaults as for any VM). A provision may ask for less, never for more.
+   */
+  constructor (code, { maxVMs = DEFAULT_MAX_VMS, limits, vmLimits } = {}) {
+    super(code, { limits })
     if (!Number.isSafeInteger(maxVMs) || maxVMs < 0) throw new BadArgumentError('maxVMs must be a non-negative integer')
     this.maxVMs = maxVMs
+    this.vmLimits = resolveLimits(vmLimits)
     /** The live VMs, by id. */
     this.VMs = {}
     this._rpcServer = null
@@ -76,13 +82,14 @@ class VMFactory extends VM {
   }
 
   /** Deploy a new VM running `code` in `<factory dir>/<id>`. Nothing is left behind if it fails. */
-  async provisionVM ({ code, title } = {}) {
+  async provisionVM ({ code, title, limits } = {}) {
     this._assertOpen()
     checkCode(code)
     if (title !== undefined && typeof title !== 'string') throw new BadArgumentError('VM title must be a string')
+    const granted = this._grant(limits)
     if (this.numVMs + this._inFlight.size >= this.maxVMs) throw new CapacityError('This host is at maximum capacity')
 
-    const job = this._provision(code, title)
+    const job = this._provision(code, title, granted)
     this._inFlight.add(job)
     try {
       return await job
@@ -91,12 +98,20 @@ class VMFactory extends VM {
     }
   }
 
-  async _provision (code, title) {
-    const vm = new VM(code)
+  /** The limits a VM gets: what it asked for, within the host's policy. */
+  _grant (asked) {
+    const wanted = resolveLimits(asked)
+    const granted = {}
+    for (const k of Object.keys(this.vmLimits)) granted[k] = Math.min(wanted[k], this.vmLimits[k])
+    return granted
+  }
+
+  async _provision (code, title, limits) {
+    const vm = new VM(code, { limits })
     const id = vm.id
     const dir = this._vmDir(id)
     // Registered before anything is created, so a crash mid-way is cleaned up on the next deploy.
-    this._setEntry(id, { state: 'provisioning', title, createdAt: new Date().toISOString() })
+    this._setEntry(id, { state: 'provisioning', title, limits, createdAt: new Date().toISOString() })
     try {
       await vm.deploy({ dir, title })
     } catch (e) {
@@ -150,7 +165,7 @@ class VMFactory extends VM {
       const dir = this._vmDir(id)
       let vm
       try {
-        vm = new VM(await latestCode(dir))
+        vm = new VM(await latestCode(dir), { limits: this._grant(entry.limits) })
         vm.id = id
         // A brought-back VM whose init throws still serves; the factory passes the warning on.
         vm.on('warning', (w) => {

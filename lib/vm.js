@@ -9,26 +9,31 @@ const path = require('node:path')
 const CallLog = require('./call-log')
 const DatArchive = require('./dat-archive')
 const SerialQueue = require('./serial-queue')
-const { evaluate } = require('./sandbox')
+const { Sandbox, resolveLimits, rebuildError, limitError } = require('./sandbox')
 const { toJSONText } = require('./json')
 const { clearReplica } = require('./replica-dir')
-const { BadArgumentError, ClosedError } = require('./errors')
+const { BadArgumentError, ClosedError, EncodingError, LimitError } = require('./errors')
+const debug = require('./debug')('libvms:vm')
 
 const CALL_LOG_DIR = 'call-log'
 const FILES_DIR = 'files'
 const META_FILE = 'meta.json'
+const REPLAY_WINDOW = 256 // calls a replay keeps queued ahead
 
 class VM extends EventEmitter {
-  constructor (code) {
+  /** `limits`: `{callTimeoutMs, memoryMb}` for the script (see lib/sandbox; defaults 10 s, 256 MB). */
+  constructor (code, { limits } = {}) {
     super()
     if (typeof code !== 'string') throw new BadArgumentError('VM code must be a string')
+    this.limits = resolveLimits(limits)
     this.id = crypto.randomUUID()
     this.code = code
     this.dir = null
     this.exports = null
     this.filesArchive = null
     this.callLog = null
-    this._system = null
+    this._sandbox = null
+    this._needsRestart = false // the script was stopped by a limit: restart it (logged) before the next call
     this._apis = new Map()
     this._queue = new SerialQueue()
     this._closing = null
@@ -64,7 +69,7 @@ class VM extends EventEmitter {
     } else {
       await this._create(dir, title)
     }
-    this._evaluate()
+    await this._evaluate()
     if (typeof this.exports.init === 'function') {
       const outcome = await this._start({ methodName: 'init', args: [] })
       await outcome.durable // a storage failure always rejects
@@ -101,7 +106,32 @@ class VM extends EventEmitter {
    * them (an RPC call), so the method may have them as they are.
    */
   _start ({ methodName, args = [], userId } = {}, argsParsed = false) {
-    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed))
+    const early = this._send(methodName, args, userId)
+    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early))
+  }
+
+  /**
+   * Send a call to the script's worker at once, before the calls ahead of it have finished (the worker runs them
+   * in order), so the thread hop overlaps with them. Returns `{argsJSON, outcome}`, or null where the call must
+   * wait for its turn (no running script, or arguments that `_execute` refuses).
+   */
+  _send (methodName, args, userId) {
+    if (!this._sandbox || !this._sandbox.alive || this._needsRestart || !this.callLog || !Array.isArray(args)) return null
+    let argsJSON
+    try {
+      argsJSON = toJSONText(args, 'call arguments')
+    } catch (_) {
+      return null
+    }
+    return { argsJSON, outcome: this._sandbox.call(methodName, argsJSON, userId) }
+  }
+
+  /**
+   * Stop the script's running call now, as a limit would (`reason` is logged as `stopped`); the script restarts
+   * before the next call. A host's shutdown uses it so that a spinning script cannot hold it up.
+   */
+  stopScript (reason = 'shutdown') {
+    if (this._sandbox) this._sandbox.stop(reason)
   }
 
   /** Close the archive and the log (after the running call). Idempotent. */
@@ -131,9 +161,10 @@ class VM extends EventEmitter {
     try {
       await vm._create(target, title || 'replay')
       if (dir) writeMeta(target, { ...readMeta(target), replicaOf: callLog.url })
-      vm._evaluate()
+      await vm._evaluate()
       // A replay need not wait for each entry to be durable: entries queue in order, and it waits once at the end.
       vm._replaying = true
+      vm._sandbox.deferFlush = true
       vm._pending = new PendingWrites()
       // onProgress counts log entries, init included: (1, total) once the init entry is in, then up to (total, total).
       const total = callLog.length
@@ -144,6 +175,7 @@ class VM extends EventEmitter {
         done++
         if (onProgress) onProgress(done, total)
       }
+      await vm._queue.drain()
       await vm._pending.settled()
       vm._replaying = false
       return vm
@@ -153,19 +185,31 @@ class VM extends EventEmitter {
     }
   }
 
+  /**
+   * Calls are sent to the script ahead of their turn (up to REPLAY_WINDOW queued), so the thread hop overlaps;
+   * everything else waits for its turn in the same queue, so the replica's log keeps the entries' order.
+   */
   async _replayEntry (entry) {
-    if (entry && entry.type === 'call' && entry.call) {
+    const copy = () => { this._pending.track(this.callLog.append(entry)) }
+    if (entry && entry.type === 'call' && entry.stopped !== undefined) {
+      // Stopped by a limit on the host: the host's word, never re-run (its effects were discarded there too).
+      this._queue.push(copy)
+    } else if (entry && entry.type === 'call' && entry.call) {
       const { methodName, args = [], userId } = entry.call
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
-      const outcome = await this._queue.push(() => this._execute(methodName, args, userId)).catch(() => null)
-      if (outcome) this._pending.track(outcome.durable)
+      const early = this._send(methodName, args, userId)
+      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early))
+        .then((outcome) => this._pending.track(outcome.durable), () => {})
+      if (this._queue.pending > REPLAY_WINDOW) await run
     } else if (entry && entry.type === 'restart') {
-      if (typeof entry.code === 'string') this.code = entry.code
-      this._pending.track(this.callLog.append(entry))
-      this._evaluate()
+      await this._queue.push(async () => {
+        if (typeof entry.code === 'string') this.code = entry.code
+        copy()
+        await this._evaluate()
+      })
     } else {
       // Unknown entry types are copied, so the replica's log stays comparable entry by entry.
-      this._pending.track(this.callLog.append(entry))
+      this._queue.push(copy)
     }
   }
 
@@ -192,37 +236,113 @@ class VM extends EventEmitter {
     return code
   }
 
-  _evaluate () {
-    const { exports, System } = evaluate(this.code, { archive: this.filesArchive, apis: this._apis })
-    this.exports = exports
-    this._system = System
+  /** Start the script afresh in a new sandbox (a worker thread holding its hardened context). */
+  async _evaluate () {
+    if (this._sandbox) this._sandbox.close()
+    const sandbox = new Sandbox({ code: this.code, limits: this.limits, files: () => this.filesArchive, apis: this._apis })
+    sandbox.deferFlush = this._replaying
+    this._sandbox = sandbox
+    this._needsRestart = false
+    sandbox.on('fault', (e) => {
+      // Thrown outside any call (a timer, an unhandled rejection): the script goes on; the host is told.
+      debug('script error outside a call: %s', e.message)
+      this.emit('scriptError', e)
+    })
+    sandbox.on('stopped', () => { this._needsRestart = true })
+    this.exports = hostExports(this, await sandbox.start())
   }
 
-  async _execute (methodName, args, userId, argsParsed = false) {
+  /**
+   * The invocation step of a call: run `methodName` in the sandbox. Returns `{threw, value, stopped}`; `stopped`
+   * (a limit's name) when the call was stopped, its archive writes discarded and the script due for a restart.
+   */
+  async _invoke (methodName, argsJSON, userId, sent) {
+    let outcome = sent ? await sent : { kind: 'lost' }
+    if (outcome.kind === 'lost') {
+      if (this._needsRestart) {
+        try {
+          await this._restartAfterLimit()
+        } catch (e) {
+          // The script did not come back (its load hit a limit): this call is stopped too, and the next one tries
+          // again. A replay copies the stop either way.
+          this._needsRestart = true
+          return { threw: true, value: e, stopped: e.stopped || 'restart' }
+        }
+      }
+      outcome = await this._sandbox.call(methodName, argsJSON, userId)
+    }
+    switch (outcome.kind) {
+      case 'value': return { threw: false, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text), resJSON: outcome.text }
+      case 'error': return { threw: true, value: rebuildError(outcome.name, outcome.message) }
+      case 'thrown': return { threw: true, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text) }
+      case 'encoding': return { threw: true, value: new EncodingError(`call result is not JSON-serialisable: ${outcome.message}`) }
+    }
+    this._needsRestart = true
+    const err = limitError(outcome.stopped, this.limits)
+    await outcome.settled
+    const versionBefore = outcome.versionBefore // the archive before the stopped call's first write, if it wrote
+    if (versionBefore !== undefined && this.filesArchive.version !== versionBefore) {
+      try {
+        await this._rollbackFiles(versionBefore)
+      } catch (e) {
+        err.message += `; its archive writes could not be discarded (${e.message})`
+      }
+    }
+    return { threw: true, value: err, stopped: outcome.stopped }
+  }
+
+  /**
+   * Discard archive writes back to `version` (a call stopped by a limit). The archive's truncation primitive comes
+   * with the crash-consistent commit work; until it is wired here, a stopped call that had written fails loudly.
+   */
+  async _rollbackFiles (version) {
+    if (typeof this.filesArchive.truncate === 'function') return this.filesArchive.truncate(version)
+    throw new Error(`archive version ${this.filesArchive.version} cannot go back to ${version}: no truncation in this build`)
+  }
+
+  /** The restart after a limit stop, logged like any restart: fresh script, then its `init` as a logged call. */
+  async _restartAfterLimit () {
+    for (let runInit = true; this._needsRestart; runInit = false) {
+      // A failed commit reaches callers through the entries after this one.
+      this.callLog.enqueue({ type: 'restart' }).catch(() => {})
+      await this._evaluate()
+      if (runInit && typeof this.exports.init === 'function') {
+        const init = await this._execute('init', [], undefined)
+        init.durable.catch(() => {})
+      }
+    }
+  }
+
+  async _execute (methodName, args, userId, argsParsed = false, early = null) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
-    // The log keeps the arguments as they were passed (the method may change them), and the method sees exactly
-    // what a replay will see: that text parsed. Arguments fresh from JSON.parse (RPC, a replay's) already are.
-    const argsJSON = toJSONText(args, 'call arguments')
-    const callArgs = argsParsed || this._replaying ? args : JSON.parse(argsJSON)
-    this._system.caller.id = userId
+    // The log keeps the arguments as they were passed, and the method sees exactly what a replay will see: that
+    // text parsed (in the sandbox).
+    const argsJSON = early ? early.argsJSON : toJSONText(args, 'call arguments')
     let res
     let err
     let threw = false
+    let stopped
+    let text // the result's JSON text as the script's realm wrote it
     try {
-      const fn = Object.hasOwn(this.exports, methodName) ? this.exports[methodName] : undefined
-      if (typeof fn !== 'function') throw new TypeError(`${methodName} is not a function`)
-      res = fn.apply(this.exports, callArgs)
-      if (res && typeof res.then === 'function') res = await res
+      // The method runs in the script's sandbox, which gets the arguments as the log's text.
+      const invoked = await this._invoke(methodName, argsJSON, userId, early && early.outcome)
+      threw = invoked.threw
+      if (threw) err = invoked.value
+      else res = invoked.value
+      stopped = invoked.stopped
+      text = invoked.resJSON
     } catch (e) {
       threw = true
       err = e
     }
     const entry = { userId, methodName, filesVersion: this.filesArchive.version, err: undefined }
+    // The host's word that a limit stopped this call; a replay copies it instead of re-running the call.
+    if (stopped !== undefined) entry.stopped = stopped
     let resJSON
     try {
       if (threw) entry.err = err == null ? String(err) : err
-      else resJSON = toJSONText(res, 'call result')
+      else resJSON = text !== undefined ? text : toJSONText(res, 'call result')
     } catch (e) {
       // The result cannot be logged: the caller gets the encoding error, and so does the log (faithfully).
       threw = true
@@ -235,6 +355,7 @@ class VM extends EventEmitter {
 
   async _close () {
     await this._queue.drain()
+    if (this._sandbox) this._sandbox.close()
     const { filesArchive, callLog } = this
     this.filesArchive = null
     this.callLog = null
@@ -249,6 +370,18 @@ class VM extends EventEmitter {
 function errorText (e) {
   if (e instanceof Error || (e && typeof e.message === 'string')) return `${e.name || 'Error'}: ${e.message}`
   return String(e)
+}
+
+/**
+ * The host-side view of a script's exports (`vm.exports`): its keys in order; a function export is a logged call
+ * (`executeCall`), anything else a JSON copy of its value at evaluation. The script's own objects stay in its realm.
+ */
+function hostExports (vm, info) {
+  const out = {}
+  for (const [key, isFunction, json] of info) {
+    out[key] = isFunction ? (...args) => vm.executeCall({ methodName: key, args }) : (json === null ? undefined : JSON.parse(json))
+  }
+  return out
 }
 
 /** Appends a replay did not wait for: `settled()` waits for the last and rethrows the first failure. */

@@ -24,6 +24,8 @@ const SERVE_OPTIONS = {
   'replication-port': { type: 'string', arg: 'PORT', help: 'TCP port serving the call log and files archive to auditors over the Hypercore protocol (default: any free port; named in the RPC handshake)' },
   dir: { type: 'string', arg: 'DIR', help: 'data directory (default ./<script name>.libvms)' },
   title: { type: 'string', arg: 'TITLE', help: 'title of the VM and its files archive (default: the script\'s file name)' },
+  'call-timeout': { type: 'string', arg: 'MS', help: 'stop a call (and restart the script) after MS milliseconds (default 10000); for a factory, the most its VMs get' },
+  'memory-mb': { type: 'string', arg: 'MB', help: 'stop a call (and restart the script) past MB megabytes of memory (default 256); for a factory, the most its VMs get' },
   debug: { type: 'boolean', short: 'd', help: 'debug mode: callers name themselves with ?user= (the only mode for now)' },
   utp: { type: 'boolean' }, // NodeVMS 1.x: peer discovery; accepted, no effect yet
   'no-utp': { type: 'boolean' },
@@ -59,7 +61,10 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   const stop = stopSignal(io)
 
   const replicationPort = intOption(values, 'replication-port', 0)
-  const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
+  const limits = {}
+  if (values['call-timeout'] !== undefined) limits.callTimeoutMs = intOption(values, 'call-timeout', 0)
+  if (values['memory-mb'] !== undefined) limits.memoryMb = intOption(values, 'memory-mb', 0)
+  const vm = factory ? new VMFactory(code, { maxVMs, vmLimits: limits }) : new VM(code, { limits })
   // A restart whose init throws still serves (the error is in the log): one line says so.
   vm.on('warning', (w) => io.err.write(`libvms: warning: ${w.message}\n`))
   let server = null
@@ -103,7 +108,11 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   const signal = await stop.promise
   io.out.write(`\n${signal}: stopping...\n`)
   debug('closing server')
+  // Running calls get a short grace; then scripts still running (a spin) are stopped, so shutdown never waits for
+  // a call's full time limit. Such a call is logged as stopped by the shutdown.
+  const grace = setTimeout(() => stopScripts(vm), SHUTDOWN_GRACE_MS)
   await server.close()
+  clearTimeout(grace)
   debug('closing replication host')
   await replication.close()
   debug('closing VM')
@@ -118,6 +127,13 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
 function publicUrl (host, port) {
   const name = host === '0.0.0.0' || host === '::' ? os.hostname() : host
   return `ws://${name.includes(':') ? `[${name}]` : name}:${port}/`
+}
+
+const SHUTDOWN_GRACE_MS = 2000
+
+function stopScripts (vm) {
+  debug('stopping scripts still running')
+  for (const v of [vm, ...Object.values(vm.VMs || {})]) v.stopScript('shutdown')
 }
 
 /** Resolves with the first SIGINT/SIGTERM; a second one while stopping exits at once. */

@@ -60,6 +60,9 @@ codes! {
     // Network.
     Timeout => "TIMEOUT",
     ConnectionFailed => "CONNECTION_FAILED",
+    // Sandbox.
+    /// A VM call was stopped by a limit (time or memory); the host's word, recorded in the log.
+    LimitExceeded => "LIMIT_EXCEEDED",
 }
 
 impl fmt::Display for ErrorCode {
@@ -145,6 +148,7 @@ pub mod err {
         mismatch => VerificationMismatch,
         timeout => Timeout,
         connection => ConnectionFailed,
+        limit => LimitExceeded,
     }
 }
 

@@ -1,0 +1,128 @@
+'use strict'
+// Limits, isolation and errors outside calls: a script can hurt only itself. Each VM's script runs in its own
+// worker thread; a call past callTimeoutMs or memoryMb is stopped, logged as stopped (the host's word), and the
+// script restarts (logged) and keeps serving. A replay copies the stop and still verifies.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const path = require('node:path')
+
+const { VM, Verifier, errors } = require('..')
+const { tmpdir } = require('./helpers')
+
+async function deployed (t, code, opts = {}) {
+  const vm = new VM(code, opts)
+  await vm.deploy({ dir: path.join(tmpdir(t), 'vm') })
+  t.after(() => vm.close())
+  return vm
+}
+
+function summary (entries) {
+  return entries.map((e) => e.type !== 'call' ? e.type : [e.call.methodName, e.result.err || e.result.res, e.stopped].filter((x) => x !== undefined).join(' '))
+}
+
+/** Run `method`s that each must be stopped by `stopped`, each followed by `inc`; then replay and verify. */
+async function stopsAndReplays (t, vm, methods, stopped) {
+  assert.equal(await vm.executeCall({ methodName: 'inc' }), 11)
+  const expected = ['init', 'init', 'inc 11']
+  for (const method of methods) {
+    await assert.rejects(vm.executeCall({ methodName: method, userId: 'mallory' }),
+      (e) => e instanceof errors.LimitError && e.code === 'LIMIT_EXCEEDED' && e.stopped === stopped)
+    // A fresh script: init ran again (logged), in-memory state started afresh.
+    assert.equal(await vm.executeCall({ methodName: 'inc' }), 11)
+    expected.push(`${method} LimitError ${stopped}`, 'restart', 'init', 'inc 11')
+  }
+  const entries = await vm.callLog.list()
+  assert.deepEqual(summary(entries), expected)
+  // The stopped call's entry: the call as received, the archive as before it, the error and the host's word.
+  assert.deepEqual(entries[3], { type: 'call', call: { methodName: methods[0], args: [], userId: 'mallory' }, result: { filesVersion: 1, err: 'LimitError' }, stopped })
+
+  // A replay does not re-run stopped calls (the verifier's own limits never come into it) and matches the host.
+  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
+  t.after(() => replica.close())
+  await Verifier.compareLogs(vm.callLog, replica.callLog)
+  await Verifier.compareArchives(vm.filesArchive, replica.filesArchive)
+}
+
+const COUNTER = `
+    let n = 0
+    exports.init = () => { n = 10 }
+    exports.inc = () => ++n
+`
+
+test('calls that spin (synchronously or in microtasks) are stopped with LimitError; the script restarts, keeps serving, and the log replays and verifies', async (t) => {
+  const vm = await deployed(t, COUNTER + `
+    exports.spin = () => { for (;;) {} }
+    exports.microtasks = async () => { for (;;) await null }`, { limits: { callTimeoutMs: 300 } })
+  await stopsAndReplays(t, vm, ['spin', 'microtasks'], 'callTimeoutMs')
+})
+
+test('calls that grow memory past memoryMb (the heap, or array buffers outside it) are stopped with LimitError; the log replays and verifies', async (t) => {
+  const vm = await deployed(t, COUNTER + `
+    exports.heap = () => { const keep = []; for (;;) keep.push(new Array(1e6).fill(Math.random())) }
+    exports.buffers = () => { const keep = []; for (;;) keep.push(new Uint8Array(1e7).fill(1)) }
+    exports.bigBuffer = () => new ArrayBuffer(1e9).byteLength
+    exports.bufferClass = () => { const keep = []; for (;;) keep.push(Buffer.alloc(1e6, 1)) }`, { limits: { memoryMb: 32 } })
+  await stopsAndReplays(t, vm, ['heap', 'buffers', 'bigBuffer', 'bufferClass'], 'memoryMb')
+})
+
+test('while one VM spins, another VM in the same process keeps answering', async (t) => {
+  const spinner = await deployed(t, 'exports.spin = () => { for (;;) {} }', { limits: { callTimeoutMs: 3000 } })
+  const other = await deployed(t, 'let n = 0\nexports.inc = async () => { await System.files.writeFile("/n", String(++n)); return n }')
+  let spinEnded = false
+  const spinning = spinner.executeCall({ methodName: 'spin' }).finally(() => { spinEnded = true })
+  const answers = []
+  for (let i = 0; i < 5; i++) answers.push(await other.executeCall({ methodName: 'inc' }))
+  assert.deepEqual(answers, [1, 2, 3, 4, 5])
+  assert.equal(spinEnded, false, 'the other VM answered while the spinner was still spinning')
+  await assert.rejects(spinning, errors.LimitError)
+})
+
+test('errors thrown outside a call are caught per VM and reported; archive writes outside a call are refused', async (t) => {
+  const vm = await deployed(t, `
+    let refused = null
+    exports.timerThrows = () => { setTimeout(() => { throw new RangeError('from a timer') }, 1); return 'ok' }
+    exports.rejects = () => { Promise.reject(new TypeError('nobody listens')); return 'ok' }
+    exports.lateWrite = () => {
+      setTimeout(() => System.files.writeFile('/late', 'x').then(() => { refused = 'written' }, (e) => { refused = e.message }), 20)
+      return 'ok'
+    }
+    exports.refused = () => refused
+    exports.alive = () => 'alive'`)
+  const faults = []
+  vm.on('scriptError', (e) => faults.push([e.name, e.message, e.where]))
+  // An idle VM does not hold the process open: the test does, while it waits (and gives up after 20 s).
+  const next = () => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no scriptError event')), 20000)
+    vm.once('scriptError', () => { clearTimeout(timer); resolve() })
+  })
+
+  let fault = next()
+  assert.equal(await vm.executeCall({ methodName: 'timerThrows' }), 'ok')
+  await fault
+  fault = next()
+  assert.equal(await vm.executeCall({ methodName: 'rejects' }), 'ok')
+  await fault
+  assert.deepEqual(faults, [['RangeError', 'from a timer', 'timer'], ['TypeError', 'nobody listens', 'rejection']])
+
+  const version = vm.filesArchive.version
+  assert.equal(await vm.executeCall({ methodName: 'lateWrite' }), 'ok')
+  let refused = null
+  while (refused === null) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    refused = await vm.executeCall({ methodName: 'refused' })
+  }
+  assert.match(refused, /only allowed during a call/)
+  assert.equal(vm.filesArchive.version, version)
+  assert.equal(await vm.executeCall({ methodName: 'alive' }), 'alive')
+})
+
+test('a script that spins at load or in init fails its deploy with LimitError; bad limits are refused', async (t) => {
+  for (const code of ['for (;;) {}', 'exports.init = () => { for (;;) {} }']) {
+    const vm = new VM(code, { limits: { callTimeoutMs: 300 } })
+    await assert.rejects(vm.deploy({ dir: path.join(tmpdir(t), 'vm') }), errors.LimitError)
+    await vm.close()
+  }
+  for (const limits of [{ callTimeoutMs: 0 }, { memoryMb: 1.5 }, { callTimeoutMs: '10' }, 'fast']) {
+    assert.throws(() => new VM('', { limits }), errors.BadArgumentError)
+  }
+})

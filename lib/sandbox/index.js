@@ -1,0 +1,305 @@
+'use strict'
+// A VM script's sandbox, seen from the main thread: one worker thread per VM holds the script's hardened `node:vm`
+// context (see worker.js, bootstrap.js), under `resourceLimits` and a per-call watchdog. Only data crosses: a call
+// goes in as (method, args JSON text, caller id) and comes back as result JSON text or an error's name and
+// message. System.files and addAPI members run here, on the main thread, asked for with data and answered with data.
+const { EventEmitter } = require('node:events')
+const path = require('node:path')
+const { Worker } = require('node:worker_threads')
+
+const { toJSONText } = require('../json')
+const { BadArgumentError, ClosedError, LimitError } = require('../errors')
+
+// The archive methods scripts may use, and nothing else (SPEC: System.files).
+const FILES_METHODS = ['getInfo', 'stat', 'readFile', 'readdir', 'writeFile', 'mkdir', 'unlink', 'rmdir', 'history']
+// Those that change the archive: refused outside a call, so only logged calls change state.
+const FILES_WRITES = new Set(['writeFile', 'mkdir', 'unlink', 'rmdir'])
+const BYTES = '\u0000bytes'
+const WORKER = path.join(__dirname, 'worker.js')
+const EXIT_MEMORY = 86 // worker.js: the script's array buffers went past memoryMb
+
+/** Documented defaults; `limits` given to a VM override them field by field. */
+const DEFAULT_LIMITS = Object.freeze({ callTimeoutMs: 10000, memoryMb: 256 })
+
+/** Stop reasons, as the log records them (`stopped`): the limit's name. */
+const STOPPED_TIME = 'callTimeoutMs'
+const STOPPED_MEMORY = 'memoryMb'
+const STOPPED_CRASH = 'crash'
+
+class Sandbox extends EventEmitter {
+  /**
+   * @param {object} o code, filename, limits, `files()` (the archive, read at each request), `apis` (Map of
+   *   addAPI members).
+   */
+  constructor ({ code, filename = 'vm-script.js', limits, files, apis }) {
+    super()
+    this.code = code
+    this.filename = filename
+    this.limits = limits
+    this._files = files
+    this._apis = apis
+    this._worker = null
+    // Calls sent and not yet answered, oldest first ({seq, resolve}; seq 0 is the start). The worker runs them one
+    // at a time in this order; the watchdog times the oldest, from when the worker could start it.
+    this._inflight = []
+    this._head = 0 // this._inflight[this._head] is the oldest (an index, so a long queue is not shifted per call)
+    this._watchdog = null
+    this._headSince = 0
+    this._requests = new Set() // System.files/addAPI requests under way (a stop waits for them)
+    this._outbox = [] // calls sent together: one message per turn of the event loop
+    this._seq = 0
+    this.deferFlush = false
+    this._timers = false // the script has timers pending: like host timers, they keep the process alive
+    this.alive = false
+  }
+
+  /**
+   * Start a fresh worker and evaluate the script in it. Resolves with the script's exports as
+   * `[[key, isFunction, valueJSON|null], ...]`; rejects with the evaluation's error (or a limit's).
+   */
+  start () {
+    this._stopWorker()
+    const names = {}
+    for (const [name, methods] of this._apis) names[name] = Object.keys(methods || {}).filter((k) => typeof methods[k] === 'function')
+    const options = { files: FILES_METHODS, apis: names, test: process.env.NODE_ENV === 'test', memoryBytes: this.limits.memoryMb * 1024 * 1024 }
+    const worker = new Worker(WORKER, {
+      workerData: { code: this.code, filename: this.filename, options },
+      resourceLimits: { maxOldGenerationSizeMb: this.limits.memoryMb, maxYoungGenerationSizeMb: Math.min(16, this.limits.memoryMb), stackSizeMb: 4 },
+      stdout: false,
+      stderr: false
+    })
+    this._worker = worker
+    this.alive = true
+    worker.on('message', (m) => this._onMessage(worker, m))
+    worker.on('error', (e) => this._onExit(worker, e && e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? STOPPED_MEMORY : STOPPED_CRASH))
+    worker.on('exit', (code) => this._onExit(worker, code === EXIT_MEMORY ? STOPPED_MEMORY : STOPPED_CRASH))
+    return new Promise((resolve, reject) => {
+      this._track(0, (outcome) => {
+        if (outcome.kind === 'ready') resolve(JSON.parse(outcome.text))
+        else reject(outcome.kind === 'limit' ? limitError(outcome.stopped, this.limits) : rebuildError(outcome.name, outcome.message))
+      })
+    })
+  }
+
+  /**
+   * Run `method` with `argsJSON`: resolves with `{kind: 'value', text}`, `{kind: 'error', log, name, message}`,
+   * `{kind: 'thrown', log, text}`, `{kind: 'encoding', message}` or `{kind: 'limit', stopped}` (the worker is gone
+   * then; `start()` again) or `{kind: 'lost'}` (sent behind a call that was stopped: never run; send it again).
+   * Calls may be sent before the previous one has answered: they run one at a time, in the order sent.
+   */
+  call (method, argsJSON, callerId) {
+    if (!this.alive) return Promise.reject(new ClosedError('the VM script is not running'))
+    const seq = ++this._seq
+    const callerJSON = callerId === undefined ? undefined : JSON.stringify(callerId)
+    return new Promise((resolve) => {
+      this._track(seq, resolve)
+      // Calls sent together share a message: those of one synchronous run (an RPC batch), or with `deferFlush`
+      // (a replay, which yields between entries) those of one turn of the event loop.
+      if (this._outbox.push(seq, method, argsJSON, callerJSON) === 4) {
+        if (this.deferFlush) setImmediate(() => this._flush())
+        else queueMicrotask(() => this._flush())
+      }
+    })
+  }
+
+  _flush () {
+    const calls = this._outbox
+    this._outbox = []
+    if (this._worker && calls.length) this._worker.postMessage(['calls', calls])
+  }
+
+  /** Stop the worker (and its timers). */
+  close () {
+    this._stopWorker()
+  }
+
+  /** Stop the running call, if any, as a limit does (`stopped` = `reason`); the worker goes with it. */
+  stop (reason) {
+    if (this._head < this._inflight.length) {
+      this._stopWorker(reason)
+      this.emit('stopped', reason)
+    }
+  }
+
+  _track (seq, resolve) {
+    if (this._inflight.push({ seq, resolve, versionBefore: undefined }) - this._head === 1) {
+      // The start is timed from when the script itself begins to run (booting a worker is not the script's time).
+      if (seq !== 0) this._arm()
+      this._holdOpen()
+    }
+  }
+
+  // The oldest call's clock starts now. One timer serves call after call: it is only re-set when it fires early.
+  _arm () {
+    this._headSince = performance.now()
+    if (!this._watchdog) this._watchdog = setTimeout(() => this._check(), this.limits.callTimeoutMs)
+  }
+
+  _check () {
+    this._watchdog = null
+    if (this._head >= this._inflight.length || !this._worker) return
+    const left = this._headSince + this.limits.callTimeoutMs - performance.now()
+    if (left <= 0) this._stopWorker(STOPPED_TIME)
+    else this._watchdog = setTimeout(() => this._check(), Math.ceil(left))
+  }
+
+  _disarm () {
+    clearTimeout(this._watchdog)
+    this._watchdog = null
+  }
+
+  // A running call or pending script timers keep the process alive; an idle VM does not.
+  _holdOpen () {
+    if (!this._worker) return
+    if (this._inflight.length > this._head || this._timers) this._worker.ref()
+    else this._worker.unref()
+  }
+
+  /** The oldest call answered: the watchdog moves on to the next. */
+  _end (seq, outcome) {
+    const c = this._inflight[this._head]
+    if (!c || c.seq !== seq) return
+    this._inflight[this._head++] = undefined
+    if (this._head < this._inflight.length) this._arm()
+    else {
+      this._disarm()
+      this._inflight = []
+      this._head = 0
+      this._holdOpen()
+    }
+    c.resolve(outcome)
+  }
+
+  _stopWorker (stopped = STOPPED_CRASH) {
+    const worker = this._worker
+    if (!worker) return
+    this._worker = null
+    this.alive = false
+    worker.terminate().catch(() => {})
+    this._disarm()
+    const [head, ...rest] = this._inflight.slice(this._head)
+    this._inflight = []
+    this._head = 0
+    this._outbox = []
+    // The stopped call's archive writes under way finish before the caller sees the stop (and discards them).
+    const settled = Promise.allSettled([...this._requests]).then(() => {})
+    if (head) head.resolve({ kind: 'limit', stopped, versionBefore: head.versionBefore, settled })
+    for (const c of rest) c.resolve({ kind: 'lost' })
+  }
+
+  _onExit (worker, stopped) {
+    if (worker !== this._worker) return
+    this._stopWorker(stopped)
+    this.emit('stopped', stopped)
+  }
+
+  _onMessage (worker, m) {
+    if (worker !== this._worker) return
+    const kind = m[0]
+    if (kind === 'done') {
+      // Answers, in the order the calls ran: [seq, how, a, b] each.
+      const d = m[1]
+      for (let i = 0; i < d.length; i += 4) this._done(d[i], d[i + 1], d[i + 2], d[i + 3])
+    } else if (kind === 'request') this._request(worker, m[1], m[2], m[3], m[4])
+    else if (kind === 'console') writeConsole(m[1], m[2])
+    else if (kind === 'timers') {
+      this._timers = m[1] === true
+      this._holdOpen()
+    }
+    else if (kind === 'fault') {
+      const e = rebuildError(m[2], m[3])
+      e.where = m[1]
+      this.emit('fault', e)
+    } else if (kind === 'evaluating') this._arm()
+    else if (kind === 'ready') this._end(0, { kind: 'ready', text: m[1] })
+    else if (kind === 'failed') this._end(0, { kind: 'failed', name: m[1], message: m[2] })
+  }
+
+  _done (seq, how, a, b) {
+    if (how === 'value') this._end(seq, { kind: 'value', text: a })
+    else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a })
+    else if (how === 'error') {
+      const [name, message] = JSON.parse(b)
+      this._end(seq, { kind: 'error', log: a, name, message })
+    } else this._end(seq, { kind: 'thrown', log: a, text: b })
+  }
+
+  async _request (worker, id, api, method, argsText) {
+    let reply
+    let running
+    try {
+      running = this._perform(api, method, decodeArgs(argsText))
+      this._requests.add(running)
+      const value = await running
+      const text = value instanceof Uint8Array ? JSON.stringify({ [BYTES]: Buffer.from(value).toString('latin1') }) : toJSONText(value, 'API result')
+      reply = ['reply', id, 'ok', text]
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e))
+      reply = ['reply', id, 'err', JSON.stringify([String(err.name), String(err.message), typeof err.code === 'string' ? err.code : null])]
+    }
+    this._requests.delete(running)
+    if (worker === this._worker) worker.postMessage(reply)
+  }
+
+  async _perform (api, method, args) {
+    if (api === 'files') {
+      if (!FILES_METHODS.includes(method)) throw new TypeError(`System.files.${method} is not a function`)
+      const head = this._inflight[this._head]
+      if (FILES_WRITES.has(method) && !head) throw new Error(`System.files.${method} is only allowed during a call`)
+      const archive = this._files()
+      if (!archive) throw new ClosedError('VM is closed')
+      // Where a stopped call's writes would be discarded back to (read once per call, at its first write).
+      if (FILES_WRITES.has(method) && head.versionBefore === undefined) head.versionBefore = archive.version
+      return archive[method](...args)
+    }
+    const methods = this._apis.get(api)
+    if (!methods || !Object.hasOwn(methods, method) || typeof methods[method] !== 'function') throw new TypeError(`System.${api}.${method} is not a function`)
+    return methods[method](...args)
+  }
+}
+
+function decodeArgs (text) {
+  const args = JSON.parse(text)
+  return args.map((a) => a !== null && typeof a === 'object' && Object.hasOwn(a, BYTES) ? Buffer.from(a[BYTES], 'latin1') : a)
+}
+
+const STANDARD = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }
+
+/** A host error with the script error's name and message (the script's own object never leaves its realm). */
+function rebuildError (name, message) {
+  const C = Object.hasOwn(STANDARD, name) ? STANDARD[name] : Error
+  const e = new C(message)
+  if (C === Error && name !== 'Error') Object.defineProperty(e, 'name', { value: name, configurable: true, writable: true })
+  return e
+}
+
+function writeConsole (level, line) {
+  if (typeof line !== 'string') return
+  const out = level === 'warn' || level === 'error' ? process.stderr : process.stdout
+  out.write(line + '\n')
+}
+
+/** `limits` over the defaults, checked: positive integers. */
+function resolveLimits (limits) {
+  if (limits !== undefined && (limits === null || typeof limits !== 'object')) throw new BadArgumentError('limits must be an object')
+  const l = { ...DEFAULT_LIMITS }
+  for (const k of Object.keys(DEFAULT_LIMITS)) {
+    const v = limits && limits[k]
+    if (v === undefined) continue
+    if (!Number.isSafeInteger(v) || v <= 0) throw new BadArgumentError(`limits.${k} must be a positive integer`)
+    l[k] = v
+  }
+  return l
+}
+
+/** The caller's error for a stopped call; `stopped` names the limit. */
+function limitError (stopped, limits) {
+  const what = {
+    [STOPPED_TIME]: `ran longer than callTimeoutMs (${limits.callTimeoutMs} ms)`,
+    [STOPPED_MEMORY]: `used more than memoryMb (${limits.memoryMb} MB)`,
+    shutdown: 'was still running when the host shut down'
+  }
+  return new LimitError(`the VM script was stopped: it ${what[stopped] || 'crashed'}`, { stopped })
+}
+
+module.exports = { Sandbox, FILES_METHODS, DEFAULT_LIMITS, resolveLimits, rebuildError, limitError }
