@@ -273,7 +273,7 @@ class VM extends EventEmitter {
     }
     switch (outcome.kind) {
       case 'value': return { threw: false, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text), resJSON: outcome.text }
-      case 'error': return { threw: true, value: rebuildError(outcome.name, outcome.message) }
+      case 'error': return { threw: true, value: rebuildError(outcome.name, outcome.message, outcome.line) }
       case 'thrown': return { threw: true, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text) }
       case 'encoding': return { threw: true, value: new EncodingError(`call result is not JSON-serialisable: ${outcome.message}`) }
     }

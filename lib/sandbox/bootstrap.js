@@ -271,6 +271,15 @@
     if (code !== undefined) e.code = code
     return e
   }
+  // The script's line an error was thrown at (its first stack frame in the script), so the host can say where.
+  function scriptLine (e) {
+    try {
+      const m = /vm-script\.js:(\d+)/.exec(String(e.stack))
+      return m ? Number(m[1]) : null
+    } catch (_) {
+      return null
+    }
+  }
   // How a thrown value or rejection reads in the host's log: the error's name (else its message, else its text).
   function describe (e) {
     try {
@@ -279,7 +288,7 @@
         const name = e.name
         const message = e.message
         const log = (name || message) ? String(name || message) : String(e)
-        if (e instanceof ErrorC) return { log, name: String(name), message: String(message) }
+        if (e instanceof ErrorC) return { log, name: String(name), message: String(message), line: scriptLine(e) }
         let text
         try { text = stringify(e) } catch (_) {}
         return { log, text: text === undefined ? 'null' : text }
@@ -412,7 +421,7 @@
       return
     }
     const d = describe(value)
-    if (d.name !== undefined) send('done', seq, 'error', d.log, stringify([d.name, d.message]))
+    if (d.name !== undefined) send('done', seq, 'error', d.log, stringify([d.name, d.message, d.line]))
     else send('done', seq, 'thrown', d.log, d.text)
   }
   function invoke (seq, method, argsText, callerText) {
@@ -484,7 +493,7 @@
     else if (kind === 'fault') fault('rejection', a)
     else if (kind === 'describe') {
       const d = describe(a)
-      return stringify(d.name !== undefined ? [d.name, d.message] : ['Error', d.log])
+      return stringify(d.name !== undefined ? [d.name, d.message, d.line] : ['Error', d.log])
     }
   }
 })

@@ -76,7 +76,7 @@ class Sandbox extends EventEmitter {
     return new Promise((resolve, reject) => {
       this._track(0, (outcome) => {
         if (outcome.kind === 'ready') resolve(JSON.parse(outcome.text))
-        else reject(outcome.kind === 'limit' ? limitError(outcome.stopped, this.limits) : rebuildError(outcome.name, outcome.message))
+        else reject(outcome.kind === 'limit' ? limitError(outcome.stopped, this.limits) : rebuildError(outcome.name, outcome.message, outcome.line))
       })
     })
   }
@@ -212,15 +212,15 @@ class Sandbox extends EventEmitter {
       this.emit('fault', e)
     } else if (kind === 'evaluating') this._arm()
     else if (kind === 'ready') this._end(0, { kind: 'ready', text: m[1] })
-    else if (kind === 'failed') this._end(0, { kind: 'failed', name: m[1], message: m[2] })
+    else if (kind === 'failed') this._end(0, { kind: 'failed', name: m[1], message: m[2], line: m[3] })
   }
 
   _done (seq, how, a, b) {
     if (how === 'value') this._end(seq, { kind: 'value', text: a })
     else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a })
     else if (how === 'error') {
-      const [name, message] = JSON.parse(b)
-      this._end(seq, { kind: 'error', log: a, name, message })
+      const [name, message, line] = JSON.parse(b)
+      this._end(seq, { kind: 'error', log: a, name, message, line })
     } else this._end(seq, { kind: 'thrown', log: a, text: b })
   }
 
@@ -266,10 +266,12 @@ function decodeArgs (text) {
 const STANDARD = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }
 
 /** A host error with the script error's name and message (the script's own object never leaves its realm). */
-function rebuildError (name, message) {
+function rebuildError (name, message, line) {
   const C = Object.hasOwn(STANDARD, name) ? STANDARD[name] : Error
   const e = new C(message)
   if (C === Error && name !== 'Error') Object.defineProperty(e, 'name', { value: name, configurable: true, writable: true })
+  // Where the script threw, as a stack frame of its own file (the CLI names the line).
+  if (Number.isSafeInteger(line)) e.stack = `${name}: ${message}\n    at vm-script.js:${line}`
   return e
 }
 

@@ -113,9 +113,12 @@ function run (kind, a, b, c, d) {
   }
 }
 
-/** `[name, message]` of an error thrown while evaluating, without handing a host error to the context. */
+/** `[name, message, line?]` of an error thrown while evaluating, without handing a host error to the context. */
 function describeThrown (e) {
-  if (e instanceof Error) return [String(e.name), String(e.message)] // a host (worker realm) error: read it here
+  if (e instanceof Error) { // a host (worker realm) error: read it here
+    const m = /vm-script\.js:(\d+)/.exec(String(e.stack))
+    return [String(e.name), String(e.message), m ? Number(m[1]) : null]
+  }
   const text = run('describe', e)
   try { return JSON.parse(text) } catch (_) { return ['Error', 'the script threw a value that cannot be described'] }
 }
@@ -168,4 +171,4 @@ parentPort.on('message', (m) => {
 })
 
 const failed = start(workerData)
-parentPort.postMessage(failed ? ['failed', failed[0], failed[1]] : ['ready', run('exports')])
+parentPort.postMessage(failed ? ['failed', failed[0], failed[1], failed[2]] : ['ready', run('exports')])
