@@ -7,6 +7,7 @@ const VM = require('../vm')
 const VMFactory = require('../vm-factory')
 const createDebug = require('../debug')
 const { intOption } = require('./args')
+const { SWARM_OPTIONS, swarmOptions, describeSwarm } = require('./swarm-options')
 const RPCServer = require('../rpc-server')
 const ReplicationHost = require('../host')
 const { UsageError } = require('../errors')
@@ -24,7 +25,8 @@ const SERVE_OPTIONS = {
   debug: { type: 'boolean', short: 'd', help: 'debug mode: callers name themselves with ?user= (the only mode for now)' },
   utp: { type: 'boolean' }, // NodeVMS 1.x: peer discovery; accepted, no effect yet
   'no-utp': { type: 'boolean' },
-  version: { type: 'boolean', short: 'v' }
+  version: { type: 'boolean', short: 'v' },
+  ...SWARM_OPTIONS
 }
 
 /** The data directory for `scriptPath` when --dir is not given. */
@@ -53,17 +55,19 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   const stop = stopSignal(io)
 
   const replicationPort = intOption(values, 'replication-port', 0)
+  const swarm = swarmOptions(values)
   const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
   let server = null
   let replication = null
   try {
     await vm.deploy({ dir, title })
     // Auditors fetch the log and the archive from here; the RPC handshake tells them the port.
-    replication = await ReplicationHost.listen({ host, port: replicationPort })
+    replication = await ReplicationHost.listen({ host, port: replicationPort, ...swarm })
     server = new RPCServer({ replication })
     server.mount('/', vm)
     if (factory) vm.setRPCServer(server)
     await server.listen({ port, host })
+    await replication.announced() // with --swarm/--bootstrap: findable once the URLs are printed
   } catch (e) {
     if (server) await server.close().catch(() => {})
     if (replication) await replication.close().catch(() => {})
@@ -81,6 +85,7 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
     `Files archive ${vm.filesArchive.url}`,
     `Call log      ${vm.callLog.url}`,
     `Replication   ${shownHost}:${replication.port} (Hypercore protocol)`,
+    replication.swarm ? `Discovery     ${describeSwarm(values)}` : null,
     factory ? `Provisioned VMs are served at ws://${shownHost}:${bound}/<id> (${vm.numVMs} running, at most ${maxVMs})` : null,
     '',
     'Ctrl+C to stop',

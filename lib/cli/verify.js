@@ -12,6 +12,8 @@ const { wsUrl, intOption } = require('./args')
 const { readMeta, openLog, openArchive } = require('./vm-dir')
 const Verifier = require('../verifier')
 const { UsageError } = require('../errors')
+const { SWARM_OPTIONS, swarmOptions } = require('./swarm-options')
+const { isLogUrl, fetchByLogUrl } = require('./verify-dat')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
 const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF'])
@@ -81,19 +83,22 @@ function progressReporter (err) {
 
 module.exports = {
   summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable)',
-  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS]',
+  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH|dat://LOGKEY [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--swarm | --bootstrap HOST:PORT]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
     files: { type: 'string', arg: 'URL', help: 'expected files archive URL (mismatch if DIR holds another)' },
     dir: { type: 'string', arg: 'DIR', help: 'keep the replica in this new directory (default: a temp dir, removed)' },
     timeout: { type: 'string', arg: 'MS', help: 'for a URL: give up connecting or fetching after this many ms (default 10000)' },
     utp: { type: 'boolean' }, // NodeVMS 1.x; accepted, no effect
-    'no-utp': { type: 'boolean' }
+    'no-utp': { type: 'boolean' },
+    ...SWARM_OPTIONS
   },
   more: [
     'DIR is a VM directory (as made by `libvms exec`); its VM must be stopped (the log is locked while it runs).',
     'URL (ws://HOST:PORT/PATH) audits a running host: the log and archive are fetched over the Hypercore protocol',
     'from the replication port its RPC handshake names, every block verified, then replayed and compared.',
+    'dat://LOGKEY audits a VM from its call log URL alone: the log is found on the Hyperswarm DHT (--swarm, or',
+    '--bootstrap / LIBVMS_BOOTSTRAP for a private one), its init entry names the files archive, found the same way.',
     'Exit code: 0 verified, 1 mismatch (first divergent entry / differing files printed), 2 unusable input.'
   ].join('\n'),
   async run ({ positionals, values, io }) {
@@ -106,7 +111,10 @@ module.exports = {
     let filesUrl
     let tmp = null
     try {
-      if (isRemote(target)) {
+      if (isLogUrl(target)) {
+        tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
+        ;({ log, archive, filesUrl } = await fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say))
+      } else if (isRemote(target)) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         ;({ log, archive, filesUrl } = await fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say))
       } else {

@@ -458,6 +458,22 @@ impl Core {
         self.header.manifest.as_ref()
     }
 
+    /// A replica opened by key learns its manifest from a peer (JS asks for it with its first
+    /// upgrade): a non-compat core's key is the manifest's hash, so a manifest that does not hash
+    /// to it is refused. Kept by the next header flush; a no-op once a manifest is known.
+    pub fn set_manifest(&mut self, m: Manifest) -> Result<()> {
+        if self.header.manifest.is_some() {
+            return Ok(());
+        }
+        if !m.is_compat(&self.header.key) && m.hash() != self.header.key {
+            return Err(err::invalid_proof("the peer's manifest does not hash to the core key"));
+        }
+        self.verifier = Verifier::new(self.header.key, Some(&m));
+        self.header.manifest = Some(m);
+        self.header_dirty = true;
+        Ok(())
+    }
+
     /// Whether this is a compat core (key = the signer's public key).
     pub fn compat(&self) -> bool {
         self.verifier.compat

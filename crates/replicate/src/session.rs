@@ -526,6 +526,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 };
                 let start = up.start;
                 ch.core.with(|c| {
+                    if let Some(m) = &d.manifest {
+                        c.set_manifest(m.clone())?;
+                    }
                     // Another peer may have upgraded us meanwhile: then this proof is stale, not false.
                     if c.length() != start || c.fork() != d.proof.fork {
                         return Ok(());
@@ -545,7 +548,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             return Ok(());
         }
         let Some(rs) = ch.remote.sync.clone() else { return Ok(()) };
-        let (fork, length) = ch.core.with(|c| Ok((c.fork(), c.length())))?;
+        let (fork, length, no_manifest) = ch.core.with(|c| Ok((c.fork(), c.length(), c.manifest().is_none())))?;
         if rs.fork != fork {
             return Ok(());
         }
@@ -555,7 +558,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             let req = ProofRequest { fork, upgrade: Some(RequestUpgrade { start: length, length: rs.length - length }), ..Default::default() };
             ch.inflight.insert(id, Pending::Upgrade);
             ch.upgrade_inflight = true;
-            out.push((ch.local_id, crate::messages::REQUEST, Message::Request(Request { id, req, manifest: false, priority: 0 }).encode()));
+            // A replica opened by key has no manifest yet: a core whose key is its manifest's hash
+            // (hypercore@11's default) cannot be verified without it.
+            let manifest = no_manifest && rs.has_manifest;
+            out.push((ch.local_id, crate::messages::REQUEST, Message::Request(Request { id, req, manifest, priority: 0 }).encode()));
         }
         let (start, end) = ch.core.want().unwrap_or((0, u64::MAX));
         let end = end.min(length).min(rs.length);
