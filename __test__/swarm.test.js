@@ -142,7 +142,7 @@ function startExec (t, args) {
   child.stdout.on('data', d => { stdout += d })
   child.stderr.on('data', d => { stderr += d })
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "Ctrl+C" line in time:\n${stdout}\n${stderr}`)), 20000)
+    const timer = setTimeout(() => reject(new Error(`no "Ctrl+C" line in time:\n${stdout}\n${stderr}`)), 60000)
     child.stdout.on('data', () => {
       if (stdout.includes('Ctrl+C')) {
         clearTimeout(timer)
@@ -178,7 +178,7 @@ test('two processes: `libvms exec --bootstrap` serves, `libvms verify dat://LOG 
     assert.equal(r.code, 0, r.stderr)
   }
 
-  const audit = await cli(['verify', logUrl, '--bootstrap', bootstrap.join(','), '--timeout', '20000'])
+  const audit = await cli(['verify', logUrl, '--bootstrap', bootstrap.join(','), '--timeout', '60000'])
   assert.equal(audit.code, 0, audit.stdout + audit.stderr)
   assert.match(audit.stdout, /VERIFIED/)
   assert.match(audit.stdout, /call log +dat:\/\/[0-9a-f]{64} \(3 entries\)/)
