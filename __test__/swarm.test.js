@@ -87,9 +87,11 @@ for (const [name, Hypercore] of [['hypercore@11', Hypercore11], ['hypercore@10',
     await swarm.join(core.discoveryKey, { server: true, client: false }).flushed()
 
     const url = 'dat://' + core.key.toString('hex')
-    const log = await CallLog.fetch(url, path.join(tmpdir(t), 'copy'), { bootstrap, timeout: 15000 })
+    let progress = null
+    const log = await CallLog.fetch(url, path.join(tmpdir(t), 'copy'), { bootstrap, timeout: 15000, _onProgress: (held, length) => { progress = [held, length] } })
     t.after(() => log.close())
     assert.equal(log.length, entries.length)
+    assert.deepEqual(progress, [entries.length, entries.length]) // what `libvms verify dat://` draws its bar from
     assert.deepEqual(await log.list(), entries)
     assert.equal(await log.verify(), true)
     // The JS writer appends; the fetched log follows.

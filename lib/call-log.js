@@ -62,7 +62,7 @@ class CallLog extends EventEmitter {
    * `opts.swarm: true` also looks the log up on the public Hyperswarm DHT; `opts.bootstrap` (or LIBVMS_BOOTSTRAP)
    * on a private one.
    */
-  static async fetch (url, dir, { peers, timeout = 10000, swarm, bootstrap } = {}) {
+  static async fetch (url, dir, { peers, timeout = 10000, swarm, bootstrap, _onProgress } = {}) {
     if (dir !== undefined && dir !== null) checkDir(dir)
     const m = typeof url === 'string' ? /^(?:dat:\/\/)?([0-9a-f]{64})\/?$/i.exec(url) : null
     if (!m) throw new BadArgumentError(`not a dat:// log URL: ${url}`)
@@ -81,12 +81,17 @@ class CallLog extends EventEmitter {
     const fetcher = new native.NativeSwarmFetch()
     const found = lookup(config, wrapNative(() => native.discoveryKey(key)), fetcher)
     let core
+    // `_onProgress(held, length)` (the CLI's bar) while the download runs.
+    const ticker = _onProgress && setInterval(() => _onProgress(...fetcher.progress()), 100)
     try {
       core = await wrapNative(() => fetcher.fetchLog(key, dirPath, list, timeout))
     } catch (e) {
       await found.destroy()
       throw e
+    } finally {
+      if (ticker) clearInterval(ticker)
     }
+    if (_onProgress) _onProgress(...fetcher.progress())
     const log = new CallLog(core, dir || null)
     log._swarm = found // left once the log is closed
     log._follow()

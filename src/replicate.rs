@@ -153,7 +153,7 @@ pub async fn start_host(address: String, corrupt_blocks: Option<bool>) -> napi::
 /// Download the log `key` into `dir` (memory when null) from `peers`, then keep following it.
 #[napi]
 pub async fn fetch_log(key: String, dir: Option<String>, peers: Vec<String>, timeout_ms: f64) -> napi::Result<NativeLog> {
-    fetch_log_from(key, dir, peers, None, timeout_ms).await
+    fetch_log_from(key, dir, peers, None, timeout_ms, None).await
 }
 
 async fn fetch_log_from(
@@ -162,6 +162,7 @@ async fn fetch_log_from(
     peers: Vec<String>,
     links: Option<mpsc::UnboundedReceiver<Link>>,
     timeout_ms: f64,
+    watch: Option<Arc<std::sync::Mutex<Option<ReplCore>>>>,
 ) -> napi::Result<NativeLog> {
     let (key, timeout) = guard(|| Ok((key_from_hex(&key)?, timeout_of(timeout_ms)?)))?;
     let storage = match dir {
@@ -179,6 +180,9 @@ async fn fetch_log_from(
             return Err(crate::errors::to_js(e));
         }
     };
+    if let Some(w) = watch {
+        *w.lock().unwrap_or_else(|p| p.into_inner()) = Some(core.clone());
+    }
     let fetch = Arc::new(Fetch::start_with_links(vec![core.clone()], peers, links, FetchOptions::default()));
     if let Err(e) = fetch.synced(timeout).await {
         fetch.close().await;
@@ -258,6 +262,8 @@ impl NativeLink {
 pub struct NativeSwarmFetch {
     tx: mpsc::UnboundedSender<Link>,
     rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Link>>>,
+    /// The log being fetched, for `progress`.
+    core: Arc<std::sync::Mutex<Option<ReplCore>>>,
 }
 
 #[napi]
@@ -265,7 +271,7 @@ impl NativeSwarmFetch {
     #[napi(constructor)]
     pub fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        NativeSwarmFetch { tx, rx: std::sync::Mutex::new(Some(rx)) }
+        NativeSwarmFetch { tx, rx: std::sync::Mutex::new(Some(rx)), core: Arc::default() }
     }
 
     /// A connection found for this fetch; after the fetch closed, the link ends at once.
@@ -286,7 +292,14 @@ impl NativeSwarmFetch {
     #[napi]
     pub async fn fetch_log(&self, key: String, dir: Option<String>, peers: Vec<String>, timeout_ms: f64) -> napi::Result<NativeLog> {
         let rx = self.take()?;
-        fetch_log_from(key, dir, peers, Some(rx), timeout_ms).await
+        fetch_log_from(key, dir, peers, Some(rx), timeout_ms, Some(self.core.clone())).await
+    }
+
+    /// A log fetch's progress: [entries held from the start, the longest length a peer announced].
+    #[napi]
+    pub fn progress(&self) -> Vec<f64> {
+        let core = self.core.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        core.map(|c| c.progress()).map_or(vec![0.0, 0.0], |p| vec![p.contiguous as f64, p.remote_length as f64])
     }
 
     #[napi]

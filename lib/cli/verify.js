@@ -113,7 +113,7 @@ module.exports = {
     try {
       if (isLogUrl(target)) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
-        ;({ log, archive, filesUrl } = await fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say))
+        ;({ log, archive, filesUrl } = await fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say, io.err))
       } else if (isRemote(target)) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         ;({ log, archive, filesUrl } = await fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say))
