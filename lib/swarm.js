@@ -4,8 +4,6 @@
 // Hypercore protocol on the decrypted messages. JS replication never runs on these streams.
 //
 // Joining is explicit: `swarm: true` joins the public DHT, `bootstrap` (or LIBVMS_BOOTSTRAP) a private one.
-const Hyperswarm = require('hyperswarm')
-const HyperDHT = require('hyperdht')
 const createDebug = require('./debug')
 const { BadArgumentError } = require('./errors')
 
@@ -48,6 +46,9 @@ const isLoopback = (host) => host === 'localhost' || host === '::1' || /^127\./.
 
 /** A Hyperswarm node; on a loopback DHT it binds and announces on loopback (else peers get an unreachable address). */
 function createSwarm (config) {
+  // Loaded on first use: processes that never join a DHT never load its native UDP module.
+  const Hyperswarm = require('hyperswarm')
+  const HyperDHT = require('hyperdht')
   const bootstrap = config.bootstrap
   const opts = bootstrap ? { bootstrap } : {}
   if (bootstrap && bootstrap.every(b => isLoopback(b.host))) opts.host = '127.0.0.1'
