@@ -1667,3 +1667,26 @@ mod tests {
         assert_eq!(std::fs::read(dir.join("oplog")).unwrap(), op2);
     }
 }
+
+#[cfg(test)]
+mod manifest_from_peer {
+    use super::*;
+
+    #[test]
+    fn a_replica_takes_the_manifest_its_key_hashes_to_and_refuses_another() {
+        let m = Manifest::default_signer([9u8; 32]);
+        let key = m.hash();
+        let mut r = Core::open_replica(Storage::Memory, key).unwrap();
+        assert!(r.manifest().is_none() && r.compat());
+        let wrong = Manifest::default_signer([8u8; 32]);
+        let e = r.set_manifest(wrong).unwrap_err();
+        assert_eq!(e.code, libvms_errors::ErrorCode::InvalidProof);
+        assert!(r.manifest().is_none());
+        r.set_manifest(m.clone()).unwrap();
+        assert_eq!(r.manifest(), Some(&m));
+        assert!(!r.compat());
+        // Known once: a later one is ignored.
+        r.set_manifest(Manifest::default_signer([7u8; 32])).unwrap();
+        assert_eq!(r.manifest(), Some(&m));
+    }
+}
