@@ -57,7 +57,7 @@ export class CallLog extends EventEmitter {
    * Rejects with ConnectionError (no peer reachable) or TimeoutError after `timeout` ms (default 10000), and with a
    * ConnectionError at once when no peer is configured at all.
    */
-  static fetch (url: string, dir?: string | null, opts?: { peers?: string[], timeout?: number }): Promise<CallLog>
+  static fetch (url: string, dir?: string | null, opts?: { peers?: string[], timeout?: number } & SwarmOptions): Promise<CallLog>
   readonly dir: string
   /** `dat://` + 64 hex characters of the public key. */
   readonly url: string
@@ -130,7 +130,7 @@ export class DatArchive {
    * it (resuming into `localPath`, or a temporary folder) verified block by block. Read-only when fetched; it then
    * follows the files written on the host until closed, unless `live` is false.
    */
-  constructor (url: string, opts?: { localPath?: string, peers?: string[], timeout?: number, live?: boolean })
+  constructor (url: string, opts?: { localPath?: string, peers?: string[], timeout?: number, live?: boolean } & SwarmOptions)
   /** Resolves once open; rejects with the open's error (STORAGE_LOCKED, NOT_A_CORE, BAD_ARGUMENT for a wrong url). */
   ready (): Promise<this>
   readonly url: string
@@ -426,15 +426,32 @@ export namespace errors {
   export function errorFor (code: ErrorCode, message?: string, props?: object): LibvmsError
 }
 
-/** Serves call logs and archives to any hypercore@10 peer (ours or npm `hypercore`) over TCP. */
+/** A Hyperswarm DHT node, as `'host:port'` or `{ host, port }`. */
+export type BootstrapNode = string | { host: string, port: number }
+
+/**
+ * Joining the Hyperswarm DHT, always explicit: `swarm: true` joins the public DHT; `bootstrap` (or env
+ * LIBVMS_BOOTSTRAP, comma-separated) joins a private one instead and implies joining. Loopback bootstrap nodes make
+ * the node bind and announce on 127.0.0.1. Without any of these nothing touches the network.
+ */
+export interface SwarmOptions {
+  swarm?: boolean | { bootstrap?: BootstrapNode[] }
+  bootstrap?: BootstrapNode[]
+}
+
+/** Serves call logs and archives to any hypercore@10/11 peer (ours or npm `hypercore`) over TCP, and on the DHT. */
 export class ReplicationHost {
-  /** Listen on `host:port` (default 127.0.0.1 and an OS-chosen port). */
-  static listen (opts?: { host?: string, port?: number }): Promise<ReplicationHost>
+  /** Listen on `host:port` (default 127.0.0.1 and an OS-chosen port); with swarm options, also announce on the DHT. */
+  static listen (opts?: { host?: string, port?: number } & SwarmOptions): Promise<ReplicationHost>
   readonly port: number
   /** `host:port`, to hand to fetchers. */
   readonly address: string
-  /** Serve an open CallLog, or both logs of a DatArchive. */
+  /** Whether this host announces what it serves on a Hyperswarm DHT. */
+  readonly swarm: boolean
+  /** Serve an open CallLog, or both logs of a DatArchive; with a swarm, resolves once their discovery keys are announced. */
   add (source: CallLog | DatArchive): Promise<ReplicationHost>
+  /** Resolves once everything added so far is announced (at once without a swarm). */
+  announced (): Promise<void>
   /** Stop listening and end every session. */
   close (): Promise<void>
 }

@@ -8,6 +8,7 @@ const native = require('./native')
 const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutError, EncodingError } = require('./errors')
 const { encodeJSON, toJSONText } = require('./json')
 const { resolvePeers, noPeerError } = require('./peers')
+const { swarmConfig, lookup } = require('./swarm')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
 const READ_AHEAD = 256 // entries fetched at once when `get` is called sequentially
@@ -58,17 +59,42 @@ class CallLog extends EventEmitter {
    * Download the log `url` from peers (`opts.peers`, LIBVMS_PEERS, the peer registry) into `dir` (memory when
    * omitted), every entry verified against the signed tree. Resolves once complete; the log then follows live
    * appends (emitting `append`) until closed. Fails with ConnectionFailed / Timeout after `opts.timeout` ms.
+   * `opts.swarm: true` also looks the log up on the public Hyperswarm DHT; `opts.bootstrap` (or LIBVMS_BOOTSTRAP)
+   * on a private one.
    */
-  static async fetch (url, dir, { peers, timeout = 10000 } = {}) {
+  static async fetch (url, dir, { peers, timeout = 10000, swarm, bootstrap, _onProgress } = {}) {
     if (dir !== undefined && dir !== null) checkDir(dir)
     const m = typeof url === 'string' ? /^(?:dat:\/\/)?([0-9a-f]{64})\/?$/i.exec(url) : null
     if (!m) throw new BadArgumentError(`not a dat:// log URL: ${url}`)
     if (!Number.isSafeInteger(timeout) || timeout < 0) throw new BadArgumentError('timeout must be a non-negative integer (ms)')
     const list = resolvePeers(peers)
-    if (list.length === 0) throw noPeerError(url)
+    const config = swarmConfig({ swarm, bootstrap })
+    if (list.length === 0 && !config) throw noPeerError(url)
     if (dir) await fs.promises.mkdir(dir, { recursive: true })
-    const core = await wrapNative(() => native.fetchLog(m[1].toLowerCase(), dir ? path.resolve(dir) : null, list, timeout))
+    const key = m[1].toLowerCase()
+    const dirPath = dir ? path.resolve(dir) : null
+    if (!config) {
+      const core = await wrapNative(() => native.fetchLog(key, dirPath, list, timeout))
+      const log = new CallLog(core, dir || null)
+      log._follow()
+      return log
+    }
+    const fetcher = new native.NativeSwarmFetch()
+    const found = lookup(config, wrapNative(() => native.discoveryKey(key)), fetcher)
+    let core
+    // `_onProgress(held, length)` (the CLI's bar) while the download runs.
+    const ticker = _onProgress && setInterval(() => _onProgress(...fetcher.progress()), 100)
+    try {
+      core = await wrapNative(() => fetcher.fetchLog(key, dirPath, list, timeout))
+    } catch (e) {
+      await found.destroy()
+      throw e
+    } finally {
+      if (ticker) clearInterval(ticker)
+    }
+    if (_onProgress) _onProgress(...fetcher.progress())
     const log = new CallLog(core, dir || null)
+    log._swarm = found // left once the log is closed
     log._follow()
     return log
   }
@@ -296,6 +322,7 @@ class CallLog extends EventEmitter {
       this._waiters.clear()
       await wrapNative(() => core.close())
       this._core = null
+      if (this._swarm) await this._swarm.destroy()
       this.emit('close')
     })()
     return this._closing

@@ -7,6 +7,7 @@ const path = require('node:path')
 const os = require('node:os')
 const native = require('./native')
 const { resolvePeers, noPeerError } = require('./peers')
+const { swarmConfig, lookup } = require('./swarm')
 const {
   wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError
 } = require('./errors')
@@ -40,7 +41,7 @@ class DatArchive {
    * copy as it was when the fetch completed). Methods wait for the open; `await archive.ready()` surfaces its errors
    * early.
    */
-  constructor (url, { localPath, peers, timeout = 10000, live = true } = {}, _native) {
+  constructor (url, { localPath, peers, timeout = 10000, live = true, swarm, bootstrap } = {}, _native) {
     if (_native) {
       this._drive = _native
       this._opening = Promise.resolve()
@@ -48,21 +49,37 @@ class DatArchive {
       const m = typeof url === 'string' ? KEY_RE.exec(url) : null
       if (!m) throw new BadArgumentError(`not a dat:// archive URL: ${url}`)
       const list = resolvePeers(peers)
+      const config = swarmConfig({ swarm, bootstrap })
       const local = typeof localPath === 'string' && localPath
-      if (!local && list.length === 0) {
+      if (!local && list.length === 0 && !config) {
         throw noPeerError(url) // and no {localPath} holding a copy
       }
       this._drive = null
       // With peers, the archive is downloaded (or its download resumed) into localPath, or a temporary folder.
       this._opening = Promise.resolve().then(async () => {
         const key = m[1].toLowerCase()
-        if (list.length === 0 || (local && fs.existsSync(path.join(localPath, 'primary-key')))) {
+        if ((list.length === 0 && !config) || (local && fs.existsSync(path.join(localPath, 'primary-key')))) {
           this._drive = wrapNative(() => native.NativeDrive.open(path.resolve(localPath), key))
           return
         }
         const dir = local ? path.resolve(localPath) : await fs.promises.mkdtemp(path.join(os.tmpdir(), 'libvms-archive-'))
         await fs.promises.mkdir(dir, { recursive: true })
-        this._drive = await wrapNative(() => native.fetchDrive(key, dir, list, timeout, live !== false))
+        if (!config) {
+          this._drive = await wrapNative(() => native.fetchDrive(key, dir, list, timeout, live !== false))
+          return
+        }
+        // Found on the DHT by the metadata log's discovery key; the content log travels on the same connections.
+        const fetcher = new native.NativeSwarmFetch()
+        const found = lookup(config, wrapNative(() => native.discoveryKey(key)), fetcher)
+        try {
+          this._drive = await wrapNative(() => fetcher.fetchDrive(key, dir, list, timeout, live !== false))
+        } catch (e) {
+          await found.destroy()
+          throw e
+        }
+        // A snapshot needs no peer any more; a live copy keeps them until closed.
+        if (live === false) await found.destroy()
+        else this._swarm = found
       })
       this._opening.catch(() => {}) // surfaced by ready() and every method
     }
@@ -204,6 +221,7 @@ class DatArchive {
         const drive = this._drive
         this._drive = null
         if (drive) await wrapNative(() => drive.close())
+        if (this._swarm) await this._swarm.destroy()
       })
     }
     return this._closing

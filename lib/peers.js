@@ -36,7 +36,7 @@ function resolvePeers (explicit) {
 /** A fetch with no peer to ask fails at once (not after its timeout), saying how to add one. */
 function noPeerError (url) {
   return new ConnectionError(`no peer to fetch ${url} from: connect an RPCClient to its server first (the handshake ` +
-    "names its replication port), or pass {peers: ['host:port']}, set LIBVMS_PEERS=host:port, or call addPeer('host:port')")
+    "names its replication port), or pass {peers: ['host:port']}, set LIBVMS_PEERS=host:port, call addPeer('host:port'), or look it up on a DHT with {swarm: true} or {bootstrap: ['host:port']}")
 }
 
 module.exports = { addPeer, resolvePeers, fromEnv, noPeerError }

@@ -8,6 +8,7 @@ const VM = require('../vm')
 const VMFactory = require('../vm-factory')
 const createDebug = require('../debug')
 const { intOption } = require('./args')
+const { SWARM_OPTIONS, swarmOptions, describeSwarm } = require('./swarm-options')
 const RPCServer = require('../rpc-server')
 const ReplicationHost = require('../host')
 const { UsageError } = require('../errors')
@@ -29,7 +30,8 @@ const SERVE_OPTIONS = {
   debug: { type: 'boolean', short: 'd', help: 'debug mode: callers name themselves with ?user= (the only mode for now)' },
   utp: { type: 'boolean' }, // NodeVMS 1.x: peer discovery; accepted, no effect yet
   'no-utp': { type: 'boolean' },
-  version: { type: 'boolean', short: 'v' }
+  version: { type: 'boolean', short: 'v' },
+  ...SWARM_OPTIONS
 }
 
 /** The data directory for `scriptPath` when --dir is not given. */
@@ -61,6 +63,7 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   const stop = stopSignal(io)
 
   const replicationPort = intOption(values, 'replication-port', 0)
+  const swarm = swarmOptions(values)
   const limits = {}
   if (values['call-timeout'] !== undefined) limits.callTimeoutMs = intOption(values, 'call-timeout', 0)
   if (values['memory-mb'] !== undefined) limits.memoryMb = intOption(values, 'memory-mb', 0)
@@ -72,7 +75,7 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   let deployed = false
   try {
     // Ports first: one in use must not leave a new VM directory behind.
-    replication = await ReplicationHost.listen({ host, port: replicationPort }).catch((e) => { throw explainListenError(e, host, replicationPort, '--replication-port') })
+    replication = await ReplicationHost.listen({ host, port: replicationPort, ...swarm }).catch((e) => { throw explainListenError(e, host, replicationPort, '--replication-port') })
     server = new RPCServer({ replication })
     await server.listen({ port, host }).catch((e) => { throw explainListenError(e, host, port, '--port') })
     await vm.deploy({ dir, title }).catch((e) => { throw explainDeployError(e, { vm, dir, scriptPath, fresh }) })
@@ -80,6 +83,7 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
     // Auditors fetch the log and the archive from here; the RPC handshake tells them the port.
     server.mount('/', vm)
     if (factory) vm.setRPCServer(server, { url: publicUrl(host, server.port) })
+    await replication.announced() // with --swarm/--bootstrap: findable once the URLs are printed
   } catch (e) {
     if (server) await server.close().catch(() => {})
     if (replication) await replication.close().catch(() => {})
@@ -99,6 +103,7 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
     `Files archive ${vm.filesArchive.url}`,
     `Call log      ${vm.callLog.url}`,
     `Replication   ${shownHost}:${replication.port} (Hypercore protocol)`,
+    replication.swarm ? `Discovery     ${describeSwarm(values)}` : null,
     factory ? `Provisioned VMs are served at ws://${shownHost}:${bound}/<id> (${vm.numVMs} running, at most ${maxVMs})` : null,
     '',
     'Ctrl+C to stop',

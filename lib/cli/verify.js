@@ -14,6 +14,8 @@ const Verifier = require('../verifier')
 const { UsageError } = require('../errors')
 const { VerifyReport } = require('./verify-report')
 const { interruptible } = require('./interrupt')
+const { SWARM_OPTIONS, swarmOptions } = require('./swarm-options')
+const { isLogUrl, fetchByLogUrl } = require('./verify-dat')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
 const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF'])
@@ -68,7 +70,7 @@ function isFactory (target, remote, init) {
 
 module.exports = {
   summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable, 3 factory)',
-  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet]',
+  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH|dat://LOGKEY [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet] [--swarm | --bootstrap HOST:PORT]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
     files: { type: 'string', arg: 'URL', help: 'expected files archive URL (mismatch if DIR holds another)' },
@@ -77,12 +79,15 @@ module.exports = {
     json: { type: 'boolean', help: 'print only a summary object: {verdict, entries, replayed, timeMs, firstDivergence, problems}' },
     quiet: { type: 'boolean', short: 'q', help: 'no step lines or progress bar; print the summary object (as --json)' },
     utp: { type: 'boolean' }, // NodeVMS 1.x; accepted, no effect
-    'no-utp': { type: 'boolean' }
+    'no-utp': { type: 'boolean' },
+    ...SWARM_OPTIONS
   },
   more: [
     'DIR is a VM directory (as made by `libvms exec`); its VM must be stopped (the log is locked while it runs).',
     'URL (ws://HOST:PORT/PATH) audits a running host: the log and archive are fetched over the Hypercore protocol',
     'from the replication port its RPC handshake names, every block verified, then replayed and compared.',
+    'dat://LOGKEY audits a VM from its call log URL alone: the log is found on the Hyperswarm DHT (--swarm, or',
+    '--bootstrap / LIBVMS_BOOTSTRAP for a private one), its init entry names the files archive, found the same way.',
     'On a terminal the replay shows a progress bar (counts, rate, ETA); Ctrl+C stops it and removes the replica.',
     'Exit code: 0 verified, 1 mismatch (first divergent entry / differing files printed), 2 unusable input,',
     '3 not replayable (a VM factory\'s log: provisioning is not replayable yet; verify each VM\'s own dir), 130 Ctrl+C.'
@@ -101,8 +106,12 @@ module.exports = {
     let filesUrl
     let tmp = null
     try {
-      const remote = isRemote(target)
-      if (remote) {
+      const remote = isRemote(target) || isLogUrl(target)
+      if (isLogUrl(target)) {
+        tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
+        temps.push(tmp)
+        ;({ log, archive, filesUrl } = await interrupt.immediately(() => fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say, io.err)))
+      } else if (remote) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         temps.push(tmp)
         // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.

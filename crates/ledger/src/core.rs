@@ -458,6 +458,22 @@ impl Core {
         self.header.manifest.as_ref()
     }
 
+    /// A replica opened by key learns its manifest from a peer (JS asks for it with its first
+    /// upgrade): a non-compat core's key is the manifest's hash, so a manifest that does not hash
+    /// to it is refused. Kept by the next header flush; a no-op once a manifest is known.
+    pub fn set_manifest(&mut self, m: Manifest) -> Result<()> {
+        if self.header.manifest.is_some() {
+            return Ok(());
+        }
+        if !m.is_compat(&self.header.key) && m.hash() != self.header.key {
+            return Err(err::invalid_proof("the peer's manifest does not hash to the core key"));
+        }
+        self.verifier = Verifier::new(self.header.key, Some(&m));
+        self.header.manifest = Some(m);
+        self.header_dirty = true;
+        Ok(())
+    }
+
     /// Whether this is a compat core (key = the signer's public key).
     pub fn compat(&self) -> bool {
         self.verifier.compat
@@ -1649,5 +1665,28 @@ mod tests {
         assert_eq!(Core::open(&dir).err().unwrap().code, ErrorCode::StorageCorrupt);
         // Nothing was rewritten by the failed open.
         assert_eq!(std::fs::read(dir.join("oplog")).unwrap(), op2);
+    }
+}
+
+#[cfg(test)]
+mod manifest_from_peer {
+    use super::*;
+
+    #[test]
+    fn a_replica_takes_the_manifest_its_key_hashes_to_and_refuses_another() {
+        let m = Manifest::default_signer([9u8; 32]);
+        let key = m.hash();
+        let mut r = Core::open_replica(Storage::Memory, key).unwrap();
+        assert!(r.manifest().is_none() && r.compat());
+        let wrong = Manifest::default_signer([8u8; 32]);
+        let e = r.set_manifest(wrong).unwrap_err();
+        assert_eq!(e.code, libvms_errors::ErrorCode::InvalidProof);
+        assert!(r.manifest().is_none());
+        r.set_manifest(m.clone()).unwrap();
+        assert_eq!(r.manifest(), Some(&m));
+        assert!(!r.compat());
+        // Known once: a later one is ignored.
+        r.set_manifest(Manifest::default_signer([7u8; 32])).unwrap();
+        assert_eq!(r.manifest(), Some(&m));
     }
 }

@@ -12,7 +12,9 @@ use libvms_archive::Drive;
 use libvms_errors::{err, Result};
 use libvms_ledger::{Core, Storage};
 
-use crate::{Fetch, FetchOptions, ReplCore};
+use tokio::sync::mpsc;
+
+use crate::{Fetch, FetchOptions, Link, ReplCore};
 
 fn replica_store(root: &Path, key: [u8; 32]) -> Result<LedgerStore> {
     let dir = root.join(corestore::core_dir(&corestore::discovery_key(&key)));
@@ -30,48 +32,50 @@ pub async fn fetch_archive(root: &Path, key: [u8; 32], peers: &[String], timeout
 /// writes later arrive: a new file's metadata and its content travel on the same connection) until
 /// it is closed.
 pub async fn fetch_archive_live(root: &Path, key: [u8; 32], peers: &[String], timeout: Duration) -> Result<(DiskDrive, Fetch)> {
+    fetch_archive_from(root, key, peers, None, timeout).await
+}
+
+/// As `fetch_archive_live`, also from the streams received on `links` (Hyperswarm peers).
+pub async fn fetch_archive_from(
+    root: &Path,
+    key: [u8; 32],
+    peers: &[String],
+    links: Option<mpsc::UnboundedReceiver<Link>>,
+    timeout: Duration,
+) -> Result<(DiskDrive, Fetch)> {
     let deadline = tokio::time::Instant::now() + timeout;
     let meta = replica_store(root, key)?;
+    let mut content_store = None;
+    let mut fetch = None;
     let done = async {
         let meta_core = ReplCore::from_ledger_store(meta.clone())?;
-        // The metadata first: its header block names the content log.
-        let f = Fetch::start(vec![meta_core.clone()], peers.to_vec(), FetchOptions::default());
-        let res = f.synced(timeout).await;
-        f.close().await;
-        res?;
+        // The metadata first: its header block names the content log, which the same sessions
+        // then open too.
+        let f = fetch.insert(Fetch::start_with_links(vec![meta_core], peers.to_vec(), links, FetchOptions::default()));
+        f.synced(timeout).await?;
         let block0 = meta.with(|c| if c.length() == 0 { Ok(None) } else { c.get(0).map(Some) })?;
         let block0 = block0.ok_or_else(|| err::corrupt("remote archive has no header block"))?;
         let content_key = Header::decode_block(&block0)?
             .content_key()?
             .ok_or_else(|| err::corrupt("archive header names no content log"))?;
-        let content = replica_store(root, content_key)?;
-        let both = ReplCore::from_ledger_store(content.clone()).map(|c| vec![meta_core, c]);
-        let both = match both {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = content.close();
-                return Err(e);
-            }
-        };
-        let f = Fetch::start(both, peers.to_vec(), FetchOptions::default());
+        let content = content_store.insert(replica_store(root, content_key)?).clone();
+        f.add(ReplCore::from_ledger_store(content.clone())?);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if let Err(e) = f.synced(left).await {
-            f.close().await;
-            let _ = content.close();
-            return Err(e);
-        }
-        match Drive::new(meta.clone(), content.clone(), Some(content_key)) {
-            Ok(d) => Ok((d, f)),
-            Err(e) => {
-                f.close().await;
-                let _ = content.close();
-                Err(e)
-            }
-        }
+        f.synced(left).await?;
+        Drive::new(meta.clone(), content, Some(content_key))
     }
     .await;
-    if done.is_err() {
-        let _ = meta.close();
+    match done {
+        Ok(d) => Ok((d, fetch.expect("fetch started"))),
+        Err(e) => {
+            if let Some(f) = fetch {
+                f.close().await;
+            }
+            if let Some(c) = content_store {
+                let _ = c.close();
+            }
+            let _ = meta.close();
+            Err(e)
+        }
     }
-    done
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use libvms_errors::{err, Error, Result};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::core_handle::ReplCore;
-use crate::session::{self, core_set, is_peer_fault, SessionOptions};
+use crate::link::Link;
+use crate::session::{self, core_set, is_peer_fault, CoreSet, SessionOptions};
 
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
@@ -39,7 +40,9 @@ struct State {
 
 /// A running fetch of some cores from some peers. Sessions stay up (following live appends) until `close`.
 pub struct Fetch {
-    cores: Vec<ReplCore>,
+    /// The cores fetched; every session opens each one (`add` appends, sessions follow).
+    cores: watch::Sender<Vec<ReplCore>>,
+    set: CoreSet,
     state: Arc<Mutex<State>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Option<JoinSet<()>>>,
@@ -52,31 +55,52 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Fetch {
     /// Start fetching `cores` from `peers` ("host:port"). Must be called inside a tokio runtime.
     pub fn start(cores: Vec<ReplCore>, peers: Vec<String>, opts: FetchOptions) -> Fetch {
+        Fetch::start_with_links(cores, peers, None, opts)
+    }
+
+    /// As `start`, and every link received on `links` (a stream found through Hyperswarm) runs a
+    /// session for the same cores, sharing the work with the TCP peers.
+    pub fn start_with_links(
+        cores: Vec<ReplCore>,
+        peers: Vec<String>,
+        links: Option<mpsc::UnboundedReceiver<Link>>,
+        opts: FetchOptions,
+    ) -> Fetch {
         let (stop, stop_rx) = watch::channel(false);
         let state = Arc::new(Mutex::new(State::default()));
         let mut tasks = JoinSet::new();
         let set = core_set(cores.clone());
+        let (cores, follow) = watch::channel(cores);
+        let sopts = SessionOptions { open: Vec::new(), cores: set.clone(), tamper: None, follow: Some(follow) };
         lock(&state).alive = peers.len();
         for peer in peers {
-            let sopts = SessionOptions { open: cores.clone(), cores: set.clone(), tamper: None };
-            tasks.spawn(peer_loop(peer, sopts, opts.clone(), state.clone(), stop_rx.clone()));
+            tasks.spawn(peer_loop(peer, sopts.clone(), opts.clone(), state.clone(), stop_rx.clone()));
         }
-        Fetch { cores, state, stop, tasks: Mutex::new(Some(tasks)) }
+        if let Some(links) = links {
+            tasks.spawn(link_loop(links, sopts, state.clone(), stop_rx));
+        }
+        Fetch { cores, set, state, stop, tasks: Mutex::new(Some(tasks)) }
     }
 
-    pub fn cores(&self) -> &[ReplCore] {
-        &self.cores
+    pub fn cores(&self) -> Vec<ReplCore> {
+        self.cores.borrow().clone()
+    }
+
+    /// Fetch one more core on every session, open or future.
+    pub fn add(&self, core: ReplCore) {
+        self.set.write().unwrap_or_else(|p| p.into_inner()).insert(core.discovery_key(), core.clone());
+        self.cores.send_modify(|c| c.push(core));
     }
 
     pub fn is_complete(&self) -> bool {
-        self.cores.iter().all(ReplCore::is_complete)
+        self.cores.borrow().iter().all(ReplCore::is_complete)
     }
 
     /// Wait until every core holds everything wanted. After `timeout`: CONNECTION_FAILED when no
     /// peer could be reached, TIMEOUT otherwise.
     pub async fn synced(&self, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut watches: Vec<_> = self.cores.iter().map(ReplCore::watch).collect();
+        let mut watches: Vec<_> = self.cores().iter().map(ReplCore::watch).collect();
         loop {
             if self.is_complete() {
                 return Ok(());
@@ -170,4 +194,44 @@ async fn peer_loop(peer: String, sopts: SessionOptions, opts: FetchOptions, stat
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Run a session on every link that arrives, until `stop`; a link's end is its holder's to retry.
+async fn link_loop(mut links: mpsc::UnboundedReceiver<Link>, sopts: SessionOptions, state: Arc<Mutex<State>>, stop: watch::Receiver<bool>) {
+    let mut sessions = JoinSet::new();
+    let mut stopped = stop.clone();
+    loop {
+        tokio::select! {
+            l = links.recv() => {
+                let Some(link) = l else { break };
+                let peer = format!("swarm peer {}", hex32(&link.info.remote_public_key));
+                {
+                    let mut st = lock(&state);
+                    st.connected = true;
+                    st.alive += 1;
+                }
+                let (sopts, state, stop) = (sopts.clone(), state.clone(), stop.clone());
+                sessions.spawn(async move {
+                    let res = session::run_link(link, sopts, stop).await;
+                    let mut st = lock(&state);
+                    st.alive -= 1;
+                    if let Err(e) = res {
+                        if is_peer_fault(&e) {
+                            st.banned.push((peer.clone(), e.clone()));
+                        }
+                        st.last_error = Some(e.context(&peer));
+                    }
+                });
+            }
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            _ = stopped.wait_for(|s| *s) => break,
+        }
+    }
+    // Links that arrive after the stop are dropped unanswered, which ends them for their holder.
+    links.close();
+    while sessions.join_next().await.is_some() {}
+}
+
+fn hex32(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -6,16 +6,19 @@ use std::sync::{Arc, Mutex};
 
 use libvms_errors::{err, Result};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::core_handle::ReplCore;
+use crate::link::Link;
 use crate::session::{self, CoreSet, SessionOptions, Tamper};
 
 pub struct Host {
     addr: SocketAddr,
     cores: CoreSet,
     stop: watch::Sender<bool>,
+    /// Streams from elsewhere (Hyperswarm) to serve alongside the TCP connections.
+    links: mpsc::UnboundedSender<Link>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -30,6 +33,7 @@ impl Host {
         let listener = TcpListener::bind(addr).await.map_err(|e| err::connection(format!("listen on {addr}: {e}")))?;
         let local = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
+        let (links, mut links_rx) = mpsc::unbounded_channel::<Link>();
         let set = cores.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
@@ -40,11 +44,18 @@ impl Host {
                         let Ok((sock, _)) = a else { continue };
                         let _ = sock.set_nodelay(true);
                         let (r, w) = sock.into_split();
-                        let opts = SessionOptions { open: Vec::new(), cores: set.clone(), tamper: tamper.clone() };
+                        let opts = SessionOptions { open: Vec::new(), cores: set.clone(), tamper: tamper.clone(), follow: None };
                         let stop = stop_rx.clone();
                         conns.spawn(async move {
                             // A failed connection concerns only that peer.
                             let _ = session::run(r, w, false, opts, stop).await;
+                        });
+                    }
+                    Some(link) = links_rx.recv() => {
+                        let opts = SessionOptions { open: Vec::new(), cores: set.clone(), tamper: tamper.clone(), follow: None };
+                        let stop = stop_rx.clone();
+                        conns.spawn(async move {
+                            let _ = session::run_link(link, opts, stop).await;
                         });
                     }
                     Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -54,7 +65,7 @@ impl Host {
             // Sessions see the stop signal too; wait for them to release their cores.
             while conns.join_next().await.is_some() {}
         });
-        Ok(Host { addr: local, cores, stop, task: Mutex::new(Some(task)) })
+        Ok(Host { addr: local, cores, stop, links, task: Mutex::new(Some(task)) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -64,6 +75,12 @@ impl Host {
     /// Serve one more core on this host (new connections and open ones alike).
     pub fn add(&self, core: ReplCore) {
         self.cores.write().unwrap_or_else(|p| p.into_inner()).insert(core.discovery_key(), core);
+    }
+
+    /// Serve this host's cores on a stream held elsewhere; the link ends when the host closes.
+    pub fn attach(&self, link: Link) {
+        // After close the receiver is gone and the link is dropped, which ends it for its holder.
+        let _ = self.links.send(link);
     }
 
     pub fn remove(&self, discovery_key: &[u8; 32]) {

@@ -14,8 +14,10 @@ pub mod mux;
 pub mod messages;
 pub mod core_handle;
 pub mod session;
+pub mod link;
 
 pub use core_handle::{CoreAccess, OwnedCore, Progress, ReplCore};
+pub use link::{Link, LinkHandle};
 pub use session::{core_set, is_peer_fault, CoreSet, SessionOptions, Tamper};
 pub mod fetch;
 pub mod host;
@@ -23,4 +25,4 @@ pub mod host;
 pub use fetch::{Fetch, FetchOptions};
 pub use host::{serve, Host};
 pub mod archive;
-pub use archive::{fetch_archive, fetch_archive_live};
+pub use archive::{fetch_archive, fetch_archive_from, fetch_archive_live};

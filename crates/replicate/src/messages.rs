@@ -342,4 +342,20 @@ mod tests {
         assert!(Message::decode(SYNC, &[]).is_err());
         assert!(Message::decode(42, &[0]).is_err());
     }
+
+    #[test]
+    fn hypercore11_trailing_fields_are_ignored() {
+        // sync with allowPush (flag 16): the flag is read and dropped.
+        let Message::Sync(s) = Message::decode(SYNC, &h("17000500")).unwrap() else { panic!() };
+        assert_eq!((s.length, s.can_upgrade), (5, true));
+        // noData{request 3} as v11 writes it: a flags uint after the request, then a reason.
+        assert_eq!(Message::decode(NO_DATA, &h("0300")).unwrap(), Message::NoData { request: 3 });
+        assert_eq!(Message::decode(NO_DATA, &h("030102")).unwrap(), Message::NoData { request: 3 });
+        // want/unwant with `any` set.
+        assert_eq!(Message::decode(WANT, &h("008001")).unwrap(), Message::Want { start: 0, length: 128 });
+        assert_eq!(Message::decode(UNWANT, &h("040101")).unwrap(), Message::Unwant { start: 4, length: 1 });
+        // Unknown bytes at the end of any message.
+        assert_eq!(Message::decode(RANGE, &h("000003ff07")).unwrap(), Message::Range { drop: false, start: 0, length: 3 });
+        assert_eq!(Message::decode(CANCEL, &h("0909")).unwrap(), Message::Cancel { request: 9 });
+    }
 }

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 use crate::core_handle::ReplCore;
+use crate::link::{Gauge, Incoming, Link};
 use crate::messages::{Data, Message, Request, Sync};
 use crate::mux::{self, Frame};
 use crate::stream::{self, StreamInfo, Writer};
@@ -43,6 +44,91 @@ pub struct SessionOptions {
     /// Cores the remote may open (looked up by discovery key); others are REJECTed.
     pub cores: CoreSet,
     pub tamper: Option<Tamper>,
+    /// Cores to open as they are added (a fetch that learns of a core later: an archive's content).
+    pub follow: Option<watch::Receiver<Vec<ReplCore>>>,
+}
+
+/// Where a session's messages go: encrypted onto a byte stream it owns, or as plaintext to the
+/// holder of a `Link`, which encrypts them (and keeps its stream alive itself).
+enum Out<W> {
+    Stream(Writer<W>),
+    Link { tx: mpsc::Sender<Vec<Vec<u8>>>, buf: Vec<Vec<u8>>, bytes: usize },
+}
+
+impl<W: AsyncWrite + Unpin> Out<W> {
+    fn queue(&mut self, msg: Vec<u8>) -> Result<()> {
+        match self {
+            Out::Stream(w) => w.queue(&msg),
+            Out::Link { buf, bytes, .. } => {
+                if !msg.is_empty() {
+                    *bytes += msg.len();
+                    buf.push(msg);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn pending(&self) -> usize {
+        match self {
+            Out::Stream(w) => w.pending(),
+            Out::Link { bytes, .. } => *bytes,
+        }
+    }
+
+    /// Waits while the holder has not taken the earlier batches (its stream's backpressure).
+    async fn flush(&mut self) -> Result<()> {
+        match self {
+            Out::Stream(w) => w.flush().await,
+            Out::Link { tx, buf, bytes } => {
+                if buf.is_empty() {
+                    return Ok(());
+                }
+                *bytes = 0;
+                tx.send(std::mem::take(buf)).await.map_err(|_| err::connection("stream closed"))
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        match self {
+            Out::Stream(w) => w.shutdown().await,
+            Out::Link { .. } => {
+                // What is queued still goes out; dropping the sender then tells the holder to close.
+                let _ = self.flush().await;
+            }
+        }
+    }
+}
+
+/// Received plaintext messages, with the holder's byte gauge for a link.
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Incoming>,
+    gauge: Option<Arc<Gauge>>,
+}
+
+impl Inbox {
+    fn took(&self, m: &Incoming) {
+        if let (Some(g), Ok(Some(b))) = (&self.gauge, m) {
+            g.sub(b.len());
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Incoming> {
+        let m = self.rx.recv().await;
+        if let Some(m) = &m {
+            self.took(m);
+        }
+        m
+    }
+
+    fn try_recv(&mut self) -> Option<Incoming> {
+        let m = self.rx.try_recv().ok();
+        if let Some(m) = &m {
+            self.took(m);
+        }
+        m
+    }
 }
 
 /// Whether an error means the peer sent something false (drop it for good) rather than failed.
@@ -187,7 +273,7 @@ const BATCH_BYTES: usize = 256 * 1024;
 
 struct Session<W> {
     info: StreamInfo,
-    w: Writer<W>,
+    w: Out<W>,
     opts: SessionOptions,
     channels: Vec<Channel>,
     next_local: u64,
@@ -218,9 +304,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             0 => {}
             1 => {
                 let (c, k, b) = &self.out[0];
-                self.w.queue(&mux::message(*c, *k, b))?;
+                self.w.queue(mux::message(*c, *k, b))?;
             }
-            _ => self.w.queue(&mux::batch(&self.out))?,
+            _ => self.w.queue(mux::batch(&self.out))?,
         }
         self.out.clear();
         self.out_bytes = 0;
@@ -230,7 +316,18 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// A control frame (open, reject) goes after the channel messages queued before it.
     fn control(&mut self, frame: &[u8]) -> Result<()> {
         self.seal()?;
-        self.w.queue(frame)
+        self.w.queue(frame.to_vec())
+    }
+
+    /// Open a channel for each followed core that has none yet.
+    fn open_followed(&mut self, cores: Vec<ReplCore>) -> Result<()> {
+        for core in cores {
+            let dk = core.discovery_key();
+            if !self.channels.iter().any(|c| c.core.discovery_key() == dk) {
+                self.open_channel(core)?;
+            }
+        }
+        Ok(())
     }
 
     fn handshake(&self, core: &ReplCore) -> Vec<u8> {
@@ -429,6 +526,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 };
                 let start = up.start;
                 ch.core.with(|c| {
+                    if let Some(m) = &d.manifest {
+                        c.set_manifest(m.clone())?;
+                    }
                     // Another peer may have upgraded us meanwhile: then this proof is stale, not false.
                     if c.length() != start || c.fork() != d.proof.fork {
                         return Ok(());
@@ -448,7 +548,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             return Ok(());
         }
         let Some(rs) = ch.remote.sync.clone() else { return Ok(()) };
-        let (fork, length) = ch.core.with(|c| Ok((c.fork(), c.length())))?;
+        let (fork, length, no_manifest) = ch.core.with(|c| Ok((c.fork(), c.length(), c.manifest().is_none())))?;
         if rs.fork != fork {
             return Ok(());
         }
@@ -458,7 +558,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             let req = ProofRequest { fork, upgrade: Some(RequestUpgrade { start: length, length: rs.length - length }), ..Default::default() };
             ch.inflight.insert(id, Pending::Upgrade);
             ch.upgrade_inflight = true;
-            out.push((ch.local_id, crate::messages::REQUEST, Message::Request(Request { id, req, manifest: false, priority: 0 }).encode()));
+            // A replica opened by key has no manifest yet: a core whose key is its manifest's hash
+            // (hypercore@11's default) cannot be verified without it.
+            let manifest = no_manifest && rs.has_manifest;
+            out.push((ch.local_id, crate::messages::REQUEST, Message::Request(Request { id, req, manifest, priority: 0 }).encode()));
         }
         let (start, end) = ch.core.want().unwrap_or((0, u64::MAX));
         let end = end.min(length).min(rs.length);
@@ -538,6 +641,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
                 Frame::Message { channel, kind, body } => {
                     let Some(idx) = self.find_remote(channel) else { continue };
+                    // Types a later protocol version adds are ignored, as protomux does.
+                    if kind > crate::messages::EXTENSION {
+                        continue;
+                    }
                     let m = Message::decode(kind, &body)?;
                     self.on_message(idx, m, &cancelled)?;
                 }
@@ -570,7 +677,7 @@ where
         res = stream::connect(r, w, initiator) => res?,
         _ = stop.wait_for(|s| *s) => return Ok(()),
     };
-    let (tx, mut rx) = mpsc::unbounded_channel::<Result<Option<Vec<u8>>>>();
+    let (tx, rx) = mpsc::unbounded_channel::<Incoming>();
     let read_task = tokio::spawn(async move {
         loop {
             let m = reader.read().await;
@@ -580,6 +687,27 @@ where
             }
         }
     });
+    let res = drive(Inbox { rx, gauge: None }, Out::Stream(writer), info, opts, stop).await;
+    read_task.abort();
+    res
+}
+
+/// Run a session over a stream someone else holds and encrypts (see `link`), until it ends, an
+/// error, or `stop`. The holder closes its stream when `LinkHandle::next` returns `None`.
+pub async fn run_link(link: Link, opts: SessionOptions, stop: watch::Receiver<bool>) -> Result<()> {
+    let Link { info, inbox, gauge, outbox } = link;
+    let out: Out<tokio::io::Sink> = Out::Link { tx: outbox, buf: Vec::new(), bytes: 0 };
+    drive(Inbox { rx: inbox, gauge: Some(gauge) }, out, info, opts, stop).await
+}
+
+async fn drive<W: AsyncWrite + Unpin>(
+    mut rx: Inbox,
+    writer: Out<W>,
+    info: StreamInfo,
+    opts: SessionOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut follow = opts.follow.clone();
     let mut s = Session {
         info,
         w: writer,
@@ -594,6 +722,10 @@ where
         for core in opts.open {
             s.open_channel(core)?;
         }
+        if let Some(f) = follow.as_mut() {
+            let cores = f.borrow_and_update().clone();
+            s.open_followed(cores)?;
+        }
         s.seal()?;
         s.w.flush().await?;
         let mut tick = tokio::time::interval(TICK);
@@ -606,16 +738,25 @@ where
                     // Drain what already arrived before answering, so replies go out together.
                     for _ in 0..256 {
                         match rx.try_recv() {
-                            Ok(Ok(Some(m))) => s.handle(mux::decode(&m)?)?,
-                            Ok(Ok(None)) => return Ok(()),
-                            Ok(Err(e)) => return Err(e),
-                            Err(_) => break,
+                            Some(Ok(Some(m))) => s.handle(mux::decode(&m)?)?,
+                            Some(Ok(None)) => return Ok(()),
+                            Some(Err(e)) => return Err(e),
+                            None => break,
                         }
+                    }
+                }
+                r = async { match follow.as_mut() { Some(f) => f.changed().await, None => std::future::pending().await } } => {
+                    match r {
+                        Ok(()) => {
+                            let cores = follow.as_mut().map(|f| f.borrow_and_update().clone()).unwrap_or_default();
+                            s.open_followed(cores)?;
+                        }
+                        Err(_) => follow = None,
                     }
                 }
                 _ = tick.tick() => {
                     if s.last_write.elapsed() >= KEEPALIVE {
-                        s.w.queue(&[])?;
+                        s.w.queue(Vec::new())?;
                     }
                 }
                 _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -634,6 +775,5 @@ where
     }
     let _ = s.seal();
     s.w.shutdown().await;
-    read_task.abort();
     result
 }

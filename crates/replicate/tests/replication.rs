@@ -217,3 +217,77 @@ async fn a_live_archive_fetch_follows_files_written_later() {
     assert!(copy.read_file("/after-close.txt").is_err());
     h.close().await;
 }
+
+/// Plays the holder of two encrypted streams (Node's side of a Hyperswarm connection): what one
+/// link's session sends becomes the other's received messages, one message at a time.
+fn pipe(from: Arc<libvms_replicate::LinkHandle>, to: Arc<libvms_replicate::LinkHandle>) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(batch) = from.next().await {
+            for m in batch {
+                n += 1;
+                if !to.push(m) {
+                    to.drained().await;
+                }
+            }
+        }
+        to.end(None);
+        n
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_and_a_host_over_links_held_elsewhere_then_a_core_added_later() {
+    use libvms_replicate::link;
+    let src = vec![writer(2000, "log"), writer(3, "content")];
+    let h = host(src.clone()).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let r0 = replica(src[0].key());
+    // No TCP peer at all: the only peer arrives as a link.
+    let f = Fetch::start_with_links(vec![r0.clone()], vec![], Some(rx), FetchOptions::default());
+    let hh = [7u8; 64];
+    let (host_side, host_handle) = link::pair(false, &hh, &[1; 32]).unwrap();
+    let (fetch_side, fetch_handle) = link::pair(true, &hh, &[2; 32]).unwrap();
+    let (host_handle, fetch_handle) = (Arc::new(host_handle), Arc::new(fetch_handle));
+    let a = pipe(host_handle.clone(), fetch_handle.clone());
+    let b = pipe(fetch_handle.clone(), host_handle.clone());
+    h.attach(host_side);
+    tx.send(fetch_side).unwrap();
+    f.synced(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(contents(&src[0]), contents(&r0));
+    // A core added to the running fetch opens on the same link.
+    let r1 = replica(src[1].key());
+    f.add(r1.clone());
+    f.synced(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(contents(&r1).len(), 3);
+    // Closing the host ends its link; the holder then ends the other side, and both pipes finish.
+    h.close().await;
+    let (na, nb) = (a.await.unwrap(), b.await.unwrap());
+    assert!(na > 0 && nb > 0);
+    f.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_with_the_wrong_handshake_hash_opens_no_channel() {
+    use libvms_replicate::link;
+    let src = writer(10, "log");
+    let h = host(vec![src.clone()]).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let r = replica(src.key());
+    let f = Fetch::start_with_links(vec![r.clone()], vec![], Some(rx), FetchOptions::default());
+    // Each side keys the capability by a different hash: the host refuses the fetch's channel.
+    let (host_side, host_handle) = link::pair(false, &[1u8; 64], &[1; 32]).unwrap();
+    let (fetch_side, fetch_handle) = link::pair(true, &[2u8; 64], &[2; 32]).unwrap();
+    let (host_handle, fetch_handle) = (Arc::new(host_handle), Arc::new(fetch_handle));
+    let a = pipe(host_handle.clone(), fetch_handle.clone());
+    let b = pipe(fetch_handle.clone(), host_handle.clone());
+    h.attach(host_side);
+    tx.send(fetch_side).unwrap();
+    let e = f.synced(Duration::from_millis(600)).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Timeout, "{e:?}");
+    assert_eq!(r.progress().length, 0);
+    assert!(link::pair(true, &[0u8; 10], &[0; 32]).is_err());
+    f.close().await;
+    h.close().await;
+    let _ = (a.await, b.await);
+}
