@@ -1,5 +1,5 @@
 'use strict'
-// The package as npm serves it: `npm pack`, then installs into fresh apps, offline, from tarballs only.
+// The package as npm serves it: `npm pack`, then installs into fresh apps, from tarballs, dependencies from the npm cache where it has them (the registry otherwise).
 // - from source: the tarball's install script builds the addon (cargo's target dir is shared with this checkout's
 //   through CARGO_TARGET_DIR, so compiled dependencies are reused; nothing of it may land in the package);
 // - prebuilt: the platform package and the main package, with no cargo on PATH;
@@ -36,7 +36,7 @@ function userEnv (extra = {}) {
 }
 
 function npm (cwd, args, env = {}) {
-  const r = spawnSync(process.execPath, [NPM, ...args, '--no-audit', '--no-fund', '--offline'], {
+  const r = spawnSync(process.execPath, [NPM, ...args, '--no-audit', '--no-fund', '--prefer-offline'], {
     cwd, encoding: 'utf8', env: userEnv(env), timeout: 15 * 60 * 1000
   })
   return { ...r, output: r.stdout + r.stderr }
