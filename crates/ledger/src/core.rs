@@ -21,6 +21,8 @@ use crate::proof::{self, Batch, DataBlock, DataHash, DataSeek, DataUpgrade, Proo
 use crate::storage::{Storage, StoreFile};
 use crate::tree::{total_size, IndexMap, Node, TreeStore, Verified, VerifiedCache};
 
+mod truncate;
+
 /// A proof that checked out against this core; `apply_proof` commits it.
 #[derive(Clone, Debug)]
 pub struct VerifiedProof {
