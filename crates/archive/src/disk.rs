@@ -16,6 +16,9 @@ use crate::store::BlockStore;
 pub struct LedgerStore {
     core: Arc<Mutex<Option<Core>>>,
     read_only: bool,
+    /// The first storage failure (a full disk, an I/O error) of a write: the caller then knows a write was lost
+    /// even if the code that made it swallowed the error.
+    failure: Arc<Mutex<Option<libvms_errors::Error>>>,
 }
 
 /// A files archive stored on disk.
@@ -27,7 +30,7 @@ impl LedgerStore {
         // either way, and a small write then costs no tree/bitfield/header syncs and no oplog truncation.
         core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
         let read_only = !core.writable();
-        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only }
+        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only, failure: Arc::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Core>> {
@@ -44,6 +47,20 @@ impl LedgerStore {
 
     pub fn key(&self) -> Result<[u8; 32]> {
         self.with(|c| Ok(c.key()))
+    }
+
+    /// The first storage failure of a write on this log since it was opened, if any.
+    pub fn failure(&self) -> Option<libvms_errors::Error> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn note(&self, r: Result<u64>) -> Result<u64> {
+        if let Err(e) = &r {
+            if e.code == libvms_errors::ErrorCode::Io {
+                self.failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.clone());
+            }
+        }
+        r
     }
 
     /// Flush and release the core, for every clone. Idempotent.
@@ -72,14 +89,16 @@ impl BlockStore for LedgerStore {
         if self.read_only {
             return Err(err::archive_not_writable("this archive was opened without its secret key"));
         }
-        self.with(|c| c.append_batch(blocks))
+        let r = self.with(|c| c.append_batch(blocks));
+        self.note(r)
     }
 
     fn truncate(&mut self, length: u64) -> Result<u64> {
         if self.read_only {
             return Err(err::archive_not_writable("this archive was opened without its secret key"));
         }
-        self.with(|c| c.truncate(length))
+        let r = self.with(|c| c.truncate(length));
+        self.note(r)
     }
 
     fn is_writable(&self) -> bool {
