@@ -194,7 +194,11 @@ export class VM extends EventEmitter {
   exports: Record<string, any> | null
   filesArchive: DatArchive | null
   callLog: CallLog | null
-  /** New dir: creates archive, log and meta.json. Existing dir: reopens them and logs `{type:'restart'}`.
+  /** After `deploy` reopened a dir: what crash recovery undid (the archive rolled back to the `filesVersion` the
+   * durable log names), or null when the archive already matched the log. */
+  recovery: VMRecovery | null
+  /** New dir: creates archive, log and meta.json. Existing dir: reopens them (rolling the archive back to what the
+   * log accounts for: emits `recovery`) and logs `{type:'restart'}`.
    * Then evaluates the script and awaits its `init` (logged); rejects with init's error if it throws. */
   deploy (opts: DeployOptions): Promise<this>
   /** Resolves with the method's result, or rejects with what it threw (a TypeError for a missing method,
@@ -208,6 +212,21 @@ export class VM extends EventEmitter {
    * executed again, in order, and nothing else. Streams the log. */
   static fromCallLog (callLog: CallLog, urls: { filesArchiveUrl: string }, opts?: ReplayOptions): Promise<VM>
   on (event: 'ready' | 'close', listener: () => void): this
+  /** `deploy` rolled the archive back: writes of calls whose entries never became durable were undone. */
+  on (event: 'recovery', listener: (recovery: VMRecovery) => void): this
+  /** A storage failure (full disk, I/O error) hit a call or its commit: calls fail with `StorageIOError` until the
+   * VM is closed and deployed again. */
+  on (event: 'stopped', listener: (cause: Error) => void): this
+}
+
+/** What crash recovery undid when a VM directory was reopened. */
+export interface VMRecovery {
+  /** The archive version the durable log accounts for (the `filesVersion` of its last call). */
+  filesVersion: number
+  /** Archive writes undone (each was made by a call with no durable entry). */
+  writesUndone: number
+  /** Content blocks dropped with them. */
+  contentBlocks: number
 }
 
 /** A mismatch found by the Verifier. */
