@@ -2,6 +2,8 @@
 // Crash recovery of a VM directory: the files archive must hold exactly the effects of the calls in the durable call
 // log. Archive writes are durable before their call's entry is, so after a crash the archive may be ahead of the
 // log, never behind; reopening rolls it back (a Hypercore truncation) to the version the log's last call names.
+const fs = require('node:fs')
+const path = require('node:path')
 const { StorageCorruptError } = require('./errors')
 
 /**
@@ -33,4 +35,21 @@ async function recoverFiles (callLog, archive) {
   return { filesVersion: target, writesUndone: writes, contentBlocks }
 }
 
-module.exports = { loggedFilesVersion, recoverFiles }
+/**
+ * A directory with our archive or log but no meta.json holds a create that a crash cut short (meta.json is written
+ * last, so its deploy never resolved and nothing was acknowledged): remove those two stores so it can start afresh.
+ * Returns whether anything was removed. Only folders holding our own files are touched.
+ */
+function clearUnfinishedCreate (dir, filesDir, logDir) {
+  let removed = false
+  for (const [sub, marker] of [[filesDir, 'primary-key'], [logDir, 'oplog']]) {
+    const p = path.join(dir, sub)
+    if (fs.existsSync(path.join(p, marker))) {
+      fs.rmSync(p, { recursive: true, force: true })
+      removed = true
+    }
+  }
+  return removed
+}
+
+module.exports = { loggedFilesVersion, recoverFiles, clearUnfinishedCreate }

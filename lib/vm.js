@@ -11,7 +11,7 @@ const DatArchive = require('./dat-archive')
 const SerialQueue = require('./serial-queue')
 const { evaluate } = require('./sandbox')
 const { toJSONText } = require('./json')
-const { recoverFiles } = require('./recovery')
+const { recoverFiles, clearUnfinishedCreate } = require('./recovery')
 const { BadArgumentError, ClosedError, StorageIOError } = require('./errors')
 const debug = require('./debug')('libvms:vm')
 
@@ -64,6 +64,7 @@ class VM extends EventEmitter {
       if (logged !== this.code) restart.code = this.code
       await this.callLog.append(restart)
     } else {
+      if (clearUnfinishedCreate(dir, FILES_DIR, CALL_LOG_DIR)) debug('%s: removed a create that a crash cut short', dir)
       await this._create(dir, title)
     }
     this._evaluate()
