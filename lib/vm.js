@@ -215,19 +215,8 @@ class VM extends EventEmitter {
     // what a replay will see: that text parsed. Arguments fresh from JSON.parse (RPC, a replay's) already are.
     const argsJSON = toJSONText(args, 'call arguments')
     const callArgs = argsParsed || this._replaying ? args : JSON.parse(argsJSON)
-    this._system.caller.id = userId
-    let res
-    let err
-    let threw = false
-    try {
-      const fn = Object.hasOwn(this.exports, methodName) ? this.exports[methodName] : undefined
-      if (typeof fn !== 'function') throw new TypeError(`${methodName} is not a function`)
-      res = fn.apply(this.exports, callArgs)
-      if (res && typeof res.then === 'function') res = await res
-    } catch (e) {
-      threw = true
-      err = e
-    }
+    let { threw, value: res } = await this._invoke(methodName, callArgs, userId)
+    let err = threw ? res : undefined
     // A write the disk refused (full, failing) is not the call's outcome: the call leaves no entry, and the VM stops.
     const failure = this.filesArchive._storageFailure()
     if (failure) {
@@ -248,6 +237,23 @@ class VM extends EventEmitter {
     const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
     durable.catch((e) => { if (e.code !== 'CLOSED') this._stop(e) })
     return { durable, durableAt: this.callLog.queuedLength, threw, value: threw ? err : res, resJSON }
+  }
+
+  /**
+   * Run one exported method and settle it: `{threw, value}`. The only step that touches the script; everything
+   * around it (logging, durability, storage failures) is the commit path's.
+   */
+  async _invoke (methodName, callArgs, userId) {
+    this._system.caller.id = userId
+    try {
+      const fn = Object.hasOwn(this.exports, methodName) ? this.exports[methodName] : undefined
+      if (typeof fn !== 'function') throw new TypeError(`${methodName} is not a function`)
+      let value = fn.apply(this.exports, callArgs)
+      if (value && typeof value.then === 'function') value = await value
+      return { threw: false, value }
+    } catch (e) {
+      return { threw: true, value: e }
+    }
   }
 
   async _close () {
