@@ -210,7 +210,11 @@ export class VM extends EventEmitter {
   exports: Record<string, any>
   filesArchive: DatArchive
   callLog: CallLog
-  /** New dir: creates archive, log and meta.json. Existing dir: reopens them and logs `{type:'restart'}`.
+  /** After `deploy` reopened a dir: what crash recovery undid (the archive rolled back to the `filesVersion` the
+   * durable log names), or null when the archive already matched the log. */
+  recovery: VMRecovery | null
+  /** New dir: creates archive, log and meta.json. Existing dir: reopens them (rolling the archive back to what the
+   * log accounts for: emits `recovery`) and logs `{type:'restart'}`.
    * Then evaluates the script and awaits its `init` (logged). On a new dir, rejects with init's error if it
    * throws; on a restart, init's error is only logged and emitted as 'warning', and the VM serves.
    * Resolves with the VM itself, ready. */
@@ -235,6 +239,21 @@ export class VM extends EventEmitter {
   on (event: 'warning', listener: (warning: Error & { cause: unknown, entry: number }) => void): this
   /** An error the script threw outside any call (a timer callback, an unhandled rejection); `where` says which. */
   on (event: 'scriptError', listener: (err: Error & { where: 'timer' | 'rejection' | 'uncaught' }) => void): this
+  /** `deploy` rolled the archive back: writes of calls whose entries never became durable were undone. */
+  on (event: 'recovery', listener: (recovery: VMRecovery) => void): this
+  /** A storage failure (full disk, I/O error) hit a call or its commit: calls fail with `StorageIOError` until the
+   * VM is closed and deployed again. */
+  on (event: 'stopped', listener: (cause: Error) => void): this
+}
+
+/** What crash recovery undid when a VM directory was reopened. */
+export interface VMRecovery {
+  /** The archive version the durable log accounts for (the `filesVersion` of its last call). */
+  filesVersion: number
+  /** Archive writes undone (each was made by a call with no durable entry). */
+  writesUndone: number
+  /** Content blocks dropped with them. */
+  contentBlocks: number
 }
 
 /** A mismatch found by the Verifier. */

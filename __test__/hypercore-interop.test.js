@@ -61,3 +61,34 @@ test('our CallLog opens a core written by hypercore@10 (default v1 manifest) and
   assert.equal(back.length, entries.length + 1)
   assert.deepEqual(await back.get(entries.length), { from: 'rust' })
 })
+
+test('hypercore@10 opens a core our ledger truncated (fork 1) and continues it', async (t) => {
+  const localPath = path.join(tmpdir(t), 'files')
+  const { DatArchive } = require('..')
+  const archive = await DatArchive.create({ localPath, title: 't' })
+  await archive.writeFile('/a', 'a')
+  await archive.writeFile('/b', 'b')
+  await archive._truncate(1)
+  const key = archive.key
+  await archive.close()
+  // The metadata core, opened alone as a plain hypercore.
+  const fs = require('node:fs')
+  const cores = path.join(localPath, 'cores')
+  const dirs = []
+  for (const a of fs.readdirSync(cores)) for (const b of fs.readdirSync(path.join(cores, a))) for (const c of fs.readdirSync(path.join(cores, a, b))) dirs.push(path.join(cores, a, b, c))
+  let seen = 0
+  for (const dir of dirs) {
+    const core = new Hypercore(dir)
+    await core.ready()
+    if (core.key.equals(key)) {
+      seen++
+      assert.equal(core.length, 2, 'header + /dat.json')
+      assert.equal(core.fork, 1)
+      await core.append(Buffer.from('more'))
+      const audit = await core.core.audit()
+      assert.equal(audit.corrupt ?? 0, 0)
+    }
+    await core.close()
+  }
+  assert.equal(seen, 1)
+})

@@ -41,3 +41,39 @@ test('hyperdrive@11 lists, reads and checks out an archive written by our API', 
   t.after(() => old.close())
   assert.equal((await old.get('/a.txt')).toString(), 'hello')
 })
+
+test('hyperdrive@11 opens an archive rolled back by a truncation (a fork), and continues it', async (t) => {
+  const localPath = path.join(tmpdir(t), 'files')
+  const archive = await DatArchive.create({ localPath, title: 'fork' })
+  await archive.writeFile('/keep.txt', 'kept')
+  const v = archive.version
+  await archive.writeFile('/gone.bin', Buffer.alloc(200000, 7))
+  await archive.writeFile('/keep.txt', 'overwritten')
+  assert.deepEqual(await archive._truncate(v), { writes: 2, contentBlocks: 5 })
+  assert.equal(archive.version, v)
+  await archive.writeFile('/after.txt', 'after the fork')
+  const key = archive.key
+  await archive.close()
+
+  const store = new Corestore(localPath)
+  const drive = new Hyperdrive(store)
+  t.after(async () => { await drive.close(); await store.close() })
+  await drive.ready()
+  assert.deepEqual(drive.key, key)
+  assert.equal(drive.version, v + 2)
+  assert.equal(drive.core.fork, 1, 'the metadata log forked once')
+  assert.equal(drive.blobs.core.fork, 1, 'and so did the content log')
+  const listed = []
+  for await (const entry of drive.list('/')) listed.push(entry.key)
+  assert.deepEqual(listed.sort(), ['/after.txt', '/dat.json', '/keep.txt'])
+  assert.equal((await drive.get('/keep.txt')).toString(), 'kept')
+  assert.equal((await drive.get('/after.txt')).toString(), 'after the fork')
+  // JS writes on after the fork, and we read what it wrote.
+  await drive.put('/js.txt', Buffer.from('from js'))
+  await drive.close()
+  await store.close()
+  const back = new DatArchive('dat://' + key.toString('hex'), { localPath })
+  t.after(() => back.close())
+  assert.equal(await back.readFile('/js.txt'), 'from js')
+  assert.equal(await back.readFile('/keep.txt'), 'kept')
+})

@@ -9,7 +9,7 @@ const native = require('./native')
 const { resolvePeers, noPeerError } = require('./peers')
 const { swarmConfig, lookup } = require('./swarm')
 const {
-  wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError
+  wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError, StorageIOError
 } = require('./errors')
 
 // Files up to this size are read synchronously (a verified read from the page cache costs less than the hop
@@ -207,6 +207,23 @@ class DatArchive {
     if (!Number.isSafeInteger(version) || version < 0) throw new BadArgumentError('version must be a non-negative integer')
     const drive = this._live()
     return new DatArchive(null, {}, wrapNative(() => drive.checkout(version)))
+  }
+
+  /**
+   * Undo every write made after `version` (libvms versions): both logs are truncated (a Hypercore fork), durably.
+   * Resolves with `{writes, contentBlocks}` undone. Internal: a VM rolls its archive back to what its log accounts
+   * for (crash recovery, a call that must leave no trace).
+   */
+  async _truncate (version) {
+    if (!Number.isSafeInteger(version) || version < 0) throw new BadArgumentError('version must be a non-negative integer')
+    const drive = await this._open()
+    return wrapNative(() => drive.truncate(version))
+  }
+
+  /** The first storage failure (full disk, I/O error) of a write since open, as a StorageIOError, or null. */
+  _storageFailure () {
+    const message = this._drive ? wrapNative(() => this._drive.storageFailure()) : null
+    return message ? new StorageIOError(message) : null
   }
 
   /** Resolves once `filepath` is held locally: a fetched archive is downloaded whole when it opens. */

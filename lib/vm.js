@@ -12,7 +12,8 @@ const SerialQueue = require('./serial-queue')
 const { Sandbox, resolveLimits, rebuildError, limitError } = require('./sandbox')
 const { toJSONText } = require('./json')
 const { clearReplica } = require('./replica-dir')
-const { BadArgumentError, ClosedError, EncodingError, LimitError } = require('./errors')
+const { recoverFiles, clearUnfinishedCreate } = require('./recovery')
+const { BadArgumentError, ClosedError, EncodingError, LimitError, StorageIOError } = require('./errors')
 const debug = require('./debug')('libvms:vm')
 
 const CALL_LOG_DIR = 'call-log'
@@ -40,6 +41,10 @@ class VM extends EventEmitter {
     this._tmpDir = null
     this._replaying = false
     this._pending = null
+    /** Set once a storage failure (full disk, I/O error) hit a call or its commit: no call runs until reopened. */
+    this._stopped = null
+    /** After a reopen: what crash recovery undid (`{filesVersion, writesUndone, contentBlocks}`), or null. */
+    this.recovery = null
   }
 
   /** Add `System[name]` for scripts evaluated from now on. */
@@ -67,6 +72,7 @@ class VM extends EventEmitter {
       if (logged !== this.code) restart.code = this.code
       await this.callLog.append(restart)
     } else {
+      if (clearUnfinishedCreate(dir, FILES_DIR, CALL_LOG_DIR)) debug('%s: removed a create that a crash cut short', dir)
       await this._create(dir, title)
     }
     await this._evaluate()
@@ -171,6 +177,7 @@ class VM extends EventEmitter {
       let done = 1
       if (onProgress) onProgress(done, total)
       for await (const entry of callLog.entries({ start: 1, end: total })) {
+        await vm._pending.room()
         await vm._replayEntry(entry)
         done++
         if (onProgress) onProgress(done, total)
@@ -226,6 +233,30 @@ class VM extends EventEmitter {
     this.filesArchive = new DatArchive(meta.url, { localPath: path.join(dir, FILES_DIR) })
     await this.filesArchive.ready()
     this.callLog = await CallLog.open(path.join(dir, CALL_LOG_DIR))
+    // Writes of calls whose entries never became durable (a crash, a failed commit) are undone.
+    this.recovery = await recoverFiles(this.callLog, this.filesArchive)
+    if (this.recovery) {
+      const { filesVersion, writesUndone, contentBlocks } = this.recovery
+      debug('%s: rolled the files archive back to version %d (%d writes, %d content blocks undone)', dir, filesVersion, writesUndone, contentBlocks)
+      this.emit('recovery', this.recovery)
+    }
+  }
+
+  /**
+   * Undo every archive write made after `version` (durably: a Hypercore truncation of both of the archive's logs).
+   * Resolves with `{writesUndone, contentBlocks}`. For a call that must leave no trace (stopped by a limit).
+   */
+  async _rollbackFiles (version) {
+    const { writes, contentBlocks } = await this.filesArchive._truncate(version)
+    return { writesUndone: writes, contentBlocks }
+  }
+
+  /** Stop running calls after a storage failure: what the archive or the log holds can no longer be trusted. */
+  _stop (cause) {
+    if (this._stopped) return
+    debug('%s: storage failure, calls stopped until the VM is reopened: %s', this.dir, cause && cause.message)
+    this._stopped = new StorageIOError(`the VM stopped after a storage failure (${cause && cause.message}); reopen it`)
+    this.emit('stopped', cause)
   }
 
   async _loggedCode () {
@@ -291,15 +322,6 @@ class VM extends EventEmitter {
     return { threw: true, value: err, stopped: outcome.stopped }
   }
 
-  /**
-   * Discard archive writes back to `version` (a call stopped by a limit). The archive's truncation primitive comes
-   * with the crash-consistent commit work; until it is wired here, a stopped call that had written fails loudly.
-   */
-  async _rollbackFiles (version) {
-    if (typeof this.filesArchive.truncate === 'function') return this.filesArchive.truncate(version)
-    throw new Error(`archive version ${this.filesArchive.version} cannot go back to ${version}: no truncation in this build`)
-  }
-
   /** The restart after a limit stop, logged like any restart: fresh script, then its `init` as a logged call. */
   async _restartAfterLimit () {
     for (let runInit = true; this._needsRestart; runInit = false) {
@@ -315,6 +337,7 @@ class VM extends EventEmitter {
 
   async _execute (methodName, args, userId, argsParsed = false, early = null) {
     if (!this.callLog) throw new ClosedError('VM is closed')
+    if (this._stopped) throw this._stopped
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
     // The log keeps the arguments as they were passed, and the method sees exactly what a replay will see: that
     // text parsed (in the sandbox).
@@ -336,6 +359,12 @@ class VM extends EventEmitter {
       threw = true
       err = e
     }
+    // A write the disk refused (full, failing) is not the call's outcome: the call leaves no entry, and the VM stops.
+    const failure = this.filesArchive._storageFailure()
+    if (failure) {
+      this._stop(failure)
+      throw failure
+    }
     const entry = { userId, methodName, filesVersion: this.filesArchive.version, err: undefined }
     // The host's word that a limit stopped this call; a replay copies it instead of re-running the call.
     if (stopped !== undefined) entry.stopped = stopped
@@ -350,6 +379,7 @@ class VM extends EventEmitter {
       entry.err = e
     }
     const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
+    durable.catch((e) => { if (e.code !== 'CLOSED') this._stop(e) })
     return { durable, durableAt: this.callLog.queuedLength, threw, value: threw ? err : res, resJSON }
   }
 
@@ -384,20 +414,45 @@ function hostExports (vm, info) {
   return out
 }
 
-/** Appends a replay did not wait for: `settled()` waits for the last and rethrows the first failure. */
+/**
+ * Appends a replay did not wait for: a count, not a chain of promises, so memory stays flat however long the log.
+ * `settled()` waits for the last and rethrows the first failure; `room()` holds a replay that runs ahead of the disk.
+ */
 class PendingWrites {
-  constructor () {
-    this._last = Promise.resolve()
+  constructor (highWater = 8192) {
+    this._count = 0
     this._error = null
+    this._highWater = highWater
+    this._waiters = []
   }
 
   track (durable) {
-    const caught = durable.catch((e) => { if (!this._error) this._error = e })
-    this._last = Promise.all([this._last, caught])
+    this._count++
+    durable.then(() => this._done(), (e) => {
+      if (!this._error) this._error = e
+      this._done()
+    })
+  }
+
+  _done () {
+    this._count--
+    if (this._waiters.length === 0) return
+    const ready = this._waiters.filter((w) => this._count <= w.below)
+    this._waiters = this._waiters.filter((w) => this._count > w.below)
+    for (const w of ready) w.resolve()
+  }
+
+  _below (n) {
+    if (this._count <= n) return null
+    return new Promise((resolve) => this._waiters.push({ below: n, resolve }))
+  }
+
+  room () {
+    return this._below(this._highWater)
   }
 
   async settled () {
-    await this._last
+    await this._below(0)
     if (this._error) throw this._error
   }
 }

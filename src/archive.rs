@@ -40,6 +40,13 @@ pub struct HistoryItem {
     pub version: f64,
 }
 
+/// What a rollback undid: writes (metadata blocks) and content blocks dropped.
+#[napi(object)]
+pub struct RolledBack {
+    pub writes: f64,
+    pub content_blocks: f64,
+}
+
 #[napi(object)]
 pub struct DriveDiff {
     pub added: Vec<String>,
@@ -241,6 +248,25 @@ impl NativeDrive {
                 .collect())
         })
         .await
+    }
+
+    /// Roll back to libvms version `version` (Hypercore truncations of both logs, durable): the writes made after
+    /// it are gone, as if never made. A no-op at the current version.
+    #[napi]
+    pub async fn truncate(&self, version: f64) -> napi::Result<RolledBack> {
+        let v = js_index(version, "version");
+        run(&self.drive, move |d| {
+            let r = d.truncate(v? + 1)?;
+            Ok(RolledBack { writes: r.writes as f64, content_blocks: r.content_blocks as f64 })
+        })
+        .await
+    }
+
+    /// The first storage failure (full disk, I/O error) of a write since the archive was opened, or null: a write
+    /// was lost even if the script that made it caught the error.
+    #[napi(catch_unwind)]
+    pub fn storage_failure(&self) -> napi::Result<Option<String>> {
+        guard(|| with(&self.drive, |d| Ok(d.bee().store().failure().or_else(|| d.content().failure()).map(|e| e.message))))
     }
 
     /// A read-only view at libvms version `version`.

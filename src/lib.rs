@@ -3,6 +3,7 @@
 mod archive;
 mod call_log;
 mod errors;
+mod fault;
 mod replicate;
 mod rpc;
 mod verify;

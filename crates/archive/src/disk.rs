@@ -16,6 +16,9 @@ use crate::store::BlockStore;
 pub struct LedgerStore {
     core: Arc<Mutex<Option<Core>>>,
     read_only: bool,
+    /// The first storage failure (a full disk, an I/O error) of a write: the caller then knows a write was lost
+    /// even if the code that made it swallowed the error.
+    failure: Arc<Mutex<Option<libvms_errors::Error>>>,
 }
 
 /// A files archive stored on disk.
@@ -27,7 +30,7 @@ impl LedgerStore {
         // either way, and a small write then costs no tree/bitfield/header syncs and no oplog truncation.
         core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
         let read_only = !core.writable();
-        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only }
+        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only, failure: Arc::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Core>> {
@@ -44,6 +47,20 @@ impl LedgerStore {
 
     pub fn key(&self) -> Result<[u8; 32]> {
         self.with(|c| Ok(c.key()))
+    }
+
+    /// The first storage failure of a write on this log since it was opened, if any.
+    pub fn failure(&self) -> Option<libvms_errors::Error> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn note(&self, r: Result<u64>) -> Result<u64> {
+        if let Err(e) = &r {
+            if e.code == libvms_errors::ErrorCode::Io {
+                self.failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.clone());
+            }
+        }
+        r
     }
 
     /// Flush and release the core, for every clone. Idempotent.
@@ -72,7 +89,16 @@ impl BlockStore for LedgerStore {
         if self.read_only {
             return Err(err::archive_not_writable("this archive was opened without its secret key"));
         }
-        self.with(|c| c.append_batch(blocks))
+        let r = self.with(|c| c.append_batch(blocks));
+        self.note(r)
+    }
+
+    fn truncate(&mut self, length: u64) -> Result<u64> {
+        if self.read_only {
+            return Err(err::archive_not_writable("this archive was opened without its secret key"));
+        }
+        let r = self.with(|c| c.truncate(length));
+        self.note(r)
     }
 
     fn is_writable(&self) -> bool {
@@ -144,6 +170,7 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use libvms_errors::ErrorCode;
+    use crate::drive::RolledBack;
 
     #[test]
     fn create_write_reopen_read() {
@@ -182,4 +209,55 @@ mod tests {
         d.write_file("/x", b"1").unwrap();
         assert_eq!(open(dir.path(), None).err().unwrap().code, ErrorCode::StorageLocked);
     }
+
+    fn close(mut d: DiskDrive) {
+        d.bee().store().close().unwrap();
+        d.content().close().unwrap();
+    }
+
+    /// Writes of every kind after version `v`, then a rollback to `v`: the content is `v`'s again, and both
+    /// logs are as short as `v` needs, whether the drive knows where they stood (marks) or scans (after a reopen).
+    #[test]
+    fn truncate_rolls_back_both_logs_to_a_version() {
+        for reopen_first in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut d = create(dir.path()).unwrap();
+            d.write_file("/dat.json", b"{}").unwrap();
+            d.mkdir("/a").unwrap();
+            d.write_file("/a/one", &vec![1u8; 100_000]).unwrap();
+            let v = d.version();
+            let digest = d.content_digest().unwrap();
+            let content_len = d.content().len();
+            d.write_file("/a/big", &vec![2u8; 1_000_000]).unwrap();
+            d.write_file("/a/one", b"changed").unwrap();
+            d.rename("/a", "/b").unwrap();
+            d.mkdir("/c").unwrap();
+            d.rmdir("/b", true).unwrap();
+            assert_ne!(d.content_digest().unwrap(), digest);
+            let key = d.bee().store().key().unwrap();
+            if reopen_first {
+                close(d);
+                d = open(dir.path(), Some(key)).unwrap();
+            }
+            let r = d.truncate(v).unwrap();
+            assert_eq!(r.writes, 12, "metadata blocks dropped (rename and rmdir -r: one per entry)");
+            assert_eq!(r.content_blocks, 17, "the 1 MB file's and the small rewrite's blocks");
+            assert_eq!(d.version(), v);
+            assert_eq!(d.content().len(), content_len);
+            assert_eq!(d.content_digest().unwrap(), digest);
+            assert_eq!(d.read_file("/a/one").unwrap(), vec![1u8; 100_000]);
+            assert_eq!(d.truncate(v).unwrap(), RolledBack::default(), "nothing more to undo");
+            // New writes take the dropped seqs; everything reopens and reads.
+            d.write_file("/a/two", b"2").unwrap();
+            close(d);
+            let mut d = open(dir.path(), Some(key)).unwrap();
+            assert_eq!(d.version(), v + 1);
+            assert_eq!(d.read_file("/a/two").unwrap(), b"2");
+            assert_eq!(d.readdir("/a", false).unwrap(), vec!["one".to_string(), "two".to_string()]);
+            d.bee().store().with(|c| c.verify()).unwrap();
+            d.content().with(|c| c.verify()).unwrap();
+            assert_eq!(d.truncate(v + 5).unwrap_err().code, ErrorCode::BadArgument);
+        }
+    }
 }
+

@@ -11,6 +11,11 @@ pub trait BlockStore {
     fn get(&mut self, index: u64) -> Result<Vec<u8>>;
     /// Appends all blocks as one durable batch; returns the new length.
     fn append_batch(&mut self, blocks: &[&[u8]]) -> Result<u64>;
+    /// Drops every block from `length` on, durably (a fork of the log); returns how many were dropped.
+    fn truncate(&mut self, length: u64) -> Result<u64> {
+        let _ = length;
+        Err(err::not_writable("this store cannot be truncated"))
+    }
     /// False for a core opened without its secret key: drive writes then fail with ArchiveNotWritable.
     fn is_writable(&self) -> bool {
         true
@@ -101,6 +106,16 @@ impl BlockStore for MemoryStore {
             inner.blocks.push(b.to_vec());
         }
         Ok(inner.blocks.len() as u64)
+    }
+    fn truncate(&mut self, length: u64) -> Result<u64> {
+        if self.read_only {
+            return Err(err::not_writable("memory store opened read-only"));
+        }
+        let mut inner = self.lock();
+        let keep = usize::try_from(length).unwrap_or(usize::MAX).min(inner.blocks.len());
+        let dropped = inner.blocks.split_off(keep);
+        inner.byte_len -= dropped.iter().map(|b| b.len() as u64).sum::<u64>();
+        Ok(dropped.len() as u64)
     }
     fn is_writable(&self) -> bool {
         !self.read_only

@@ -21,6 +21,8 @@ use crate::proof::{self, Batch, DataBlock, DataHash, DataSeek, DataUpgrade, Proo
 use crate::storage::{Storage, StoreFile};
 use crate::tree::{total_size, IndexMap, Node, TreeStore, Verified, VerifiedCache};
 
+mod truncate;
+
 /// A proof that checked out against this core; `apply_proof` commits it.
 #[derive(Clone, Debug)]
 pub struct VerifiedProof {
@@ -1080,7 +1082,9 @@ impl Core {
 
     fn verify_proof_with(&self, p: &Proof, value: Option<&[u8]>) -> Result<VerifiedProof> {
         proof::sanity_check(p)?;
-        if p.fork != self.fork {
+        // An empty replica takes the writer's fork with its first upgrade (the writer truncated before we met it).
+        let adopt = self.length == 0 && p.upgrade.is_some();
+        if p.fork != self.fork && !adopt {
             return Err(err::invalid_proof(format!("proof is for fork {}, the core is at fork {}", p.fork, self.fork)));
         }
         let mut batch = Batch::new(self.fork, &self.roots, self.length, self.byte_length);

@@ -8,6 +8,7 @@ mod bitfield;
 mod core;
 pub mod crypto;
 pub mod encoding;
+pub mod fault;
 pub mod flat;
 mod oplog;
 pub mod proof;

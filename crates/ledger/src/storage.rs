@@ -181,6 +181,7 @@ impl StoreFile {
             v[offset as usize..end].copy_from_slice(data);
             return Ok(());
         }
+        crate::fault::take(data.len()).map_err(|e| io_err(name, e))?;
         let f = self.file_mut()?;
         f.write_all_at(data, offset).map_err(|e| io_err(name, e))
     }

@@ -406,7 +406,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Message::Sync(s) => {
                 let (fork, length) = self.channels[idx].core.with(|c| Ok((c.fork(), c.length())))?;
                 let ch = &mut self.channels[idx];
-                if s.fork == fork {
+                if same_fork(fork, length, s.fork) {
                     ch.core.saw_remote_length(s.length);
                 }
                 let stale_view = s.remote_length != length || length > s.length;
@@ -530,7 +530,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         c.set_manifest(m.clone())?;
                     }
                     // Another peer may have upgraded us meanwhile: then this proof is stale, not false.
-                    if c.length() != start || c.fork() != d.proof.fork {
+                    if c.length() != start || !same_fork(c.fork(), c.length(), d.proof.fork) {
                         return Ok(());
                     }
                     c.apply_proof(&d.proof, None)
@@ -549,13 +549,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         let Some(rs) = ch.remote.sync.clone() else { return Ok(()) };
         let (fork, length, no_manifest) = ch.core.with(|c| Ok((c.fork(), c.length(), c.manifest().is_none())))?;
-        if rs.fork != fork {
+        if !same_fork(fork, length, rs.fork) {
             return Ok(());
         }
         let mut out: Vec<(u64, u64, Vec<u8>)> = Vec::new();
         if rs.length > length && !ch.upgrade_inflight {
             let id = ch.id();
-            let req = ProofRequest { fork, upgrade: Some(RequestUpgrade { start: length, length: rs.length - length }), ..Default::default() };
+            let req = ProofRequest { fork: rs.fork, upgrade: Some(RequestUpgrade { start: length, length: rs.length - length }), ..Default::default() };
             ch.inflight.insert(id, Pending::Upgrade);
             ch.upgrade_inflight = true;
             // A replica opened by key has no manifest yet: a core whose key is its manifest's hash
@@ -776,4 +776,10 @@ async fn drive<W: AsyncWrite + Unpin>(
     let _ = s.seal();
     s.w.shutdown().await;
     result
+}
+
+/// Whether a peer's view (at `remote_fork`) continues ours: the same fork, or we hold nothing yet (an empty replica
+/// takes the writer's fork, e.g. after the writer rolled back with a truncation, with its first upgrade).
+fn same_fork(local_fork: u64, local_length: u64, remote_fork: u64) -> bool {
+    remote_fork == local_fork || local_length == 0
 }

@@ -367,6 +367,17 @@ impl<S: BlockStore> Bee<S> {
         Ok(out)
     }
 
+    /// Drops every block from `length` on (at least the header stays), durably; returns how many were dropped.
+    /// Decoded blocks cached from the dropped range are forgotten: new blocks will take their seqs.
+    pub fn truncate(&mut self, length: u64) -> Result<u64> {
+        self.check_writable()?;
+        let dropped = self.store.truncate(length.max(1).min(self.store.len()))?;
+        if dropped > 0 {
+            self.cache = BlockCache::new(CACHE_BLOCKS);
+        }
+        Ok(dropped)
+    }
+
     /// Puts one key (one block; the header too on an empty store). Returns the new block's seq.
     pub fn put(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<u64> {
         let r = self.apply(&[Op::Put(key.to_vec(), value.map(|v| v.to_vec()))])?;

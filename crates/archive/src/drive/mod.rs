@@ -17,8 +17,10 @@
 
 mod entry;
 pub mod path;
+mod rollback;
 
 pub use entry::DriveEntry;
+pub use rollback::RolledBack;
 
 use crate::bee::{Bee, ChangeType, Cursor, Header, Op, RangeOptions};
 use crate::blobs::{self, BlobId};
@@ -88,6 +90,7 @@ pub struct Drive<M: BlockStore, C: BlockStore> {
     content: C,
     clock: Clock,
     pub(crate) hashes: HashCache,
+    marks: rollback::Marks,
 }
 
 impl<M: BlockStore, C: BlockStore> Drive<M, C> {
@@ -95,12 +98,15 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
     /// on first write (a compat drive); None writes empty header metadata (manifest-v1 drives).
     pub fn new(meta: M, content: C, content_key: Option<[u8; 32]>) -> Result<Self> {
         let bee = Bee::with_header(meta, Header::drive(content_key.as_ref().map(|k| &k[..])))?;
-        Ok(Drive {
+        let mut drive = Drive {
             bee,
             content,
             clock: system_clock(),
             hashes: Arc::new(Mutex::new(HashMap::new())),
-        })
+            marks: rollback::Marks::default(),
+        };
+        drive.mark();
+        Ok(drive)
     }
 
     pub fn set_clock(&mut self, clock: Clock) {
@@ -139,6 +145,7 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
             content: self.content.clone(),
             clock: self.clock.clone(),
             hashes: self.hashes.clone(),
+            marks: rollback::Marks::default(),
         })
     }
 
@@ -286,6 +293,7 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
 
     fn put_entry(&mut self, path: &str, e: &DriveEntry) -> Result<u64> {
         self.bee.put(&path::key(path), Some(&e.encode()))?;
+        self.mark();
         Ok(self.version())
     }
 
@@ -319,7 +327,9 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
     /// `drive.del(path)`: false (and no write) when missing.
     pub fn del(&mut self, p: &str) -> Result<bool> {
         let path = self.writable_path(p)?;
-        self.bee.del(&path::key(&path))
+        let deleted = self.bee.del(&path::key(&path))?;
+        self.mark();
+        Ok(deleted)
     }
 
     /// `drive.entry(path)`: the raw entry and its seq.
@@ -505,6 +515,7 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
             Found::Missing => return Err(err::not_found(format!("{path} not found"))),
         }
         self.bee.del(&path::key(&path))?;
+        self.mark();
         Ok(self.version())
     }
 
@@ -532,6 +543,7 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
             ops.push(Op::Del(path::key(&path)));
         }
         self.bee.apply(&ops)?;
+        self.mark();
         Ok(self.version())
     }
 
@@ -584,6 +596,7 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
             ops.extend(entries.iter().map(|(p, _)| Op::Del(path::key(p))));
         }
         self.bee.apply(&ops)?;
+        self.mark();
         Ok(self.version())
     }
 
