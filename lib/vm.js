@@ -96,7 +96,12 @@ class VM extends EventEmitter {
    * Replay a call log into a fresh VM: entry 0 must be the init entry and name `filesArchiveUrl`; every later entry
    * is re-executed in order (errors are part of the log, not of the replay). Streams the log.
    */
-  static async fromCallLog (callLog, { filesArchiveUrl } = {}, { dir, title, onProgress } = {}) {
+  static async fromCallLog (callLog, { filesArchiveUrl } = {}, { dir, title, onProgress, length } = {}) {
+    // The snapshot, fixed before anything awaits: exactly entries 0..L-1 are replayed, however the log grows.
+    const total = length === undefined ? callLog.length : length
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 1 || length > callLog.length)) {
+      throw new BadArgumentError(`length must be an integer from 1 to the log's length (${callLog.length})`)
+    }
     const init = await callLog.get(0).catch(() => null)
     if (!init || init.type !== 'init' || typeof init.code !== 'string') throw new BadArgumentError('Malformed call log')
     if (init.filesArchiveUrl !== filesArchiveUrl) {
@@ -114,7 +119,6 @@ class VM extends EventEmitter {
       // A replay need not wait for each entry to be durable: entries queue in order, and it waits once at the end.
       vm._replaying = true
       vm._pending = new PendingWrites()
-      const total = callLog.length
       let done = 1
       for await (const entry of callLog.entries({ start: 1, end: total })) {
         await vm._replayEntry(entry)

@@ -43,15 +43,27 @@ async function fetchRemote (target, dir, timeout, say) {
   // The RPC handshake registered the host's replication endpoint as a peer for both fetches.
   // The log is fetched into memory: an audit copy need not survive, and on disk every fetched block is synced.
   const log = await CallLog.fetch(info.callLogUrl, null, { timeout })
+  // The snapshot length, fixed before the archive is fetched: the archive then holds at least what entry L-1 names.
+  const length = log.length
   try {
     // A snapshot (not live): the host may write on while the replay runs.
     const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false })
     await archive.ready()
-    return { log, archive, filesUrl: info.filesArchiveUrl }
+    return { log, archive, filesUrl: info.filesArchiveUrl, length }
   } catch (e) {
     await log.close()
     throw e
   }
+}
+
+/**
+ * The files version entry `index` names: a call entry's `filesVersion`, the archive's version once that call was
+ * done. Undefined for other entries (init, restart), after which the archive is compared as fetched.
+ */
+async function versionNamedAt (log, index) {
+  const entry = index >= 1 ? await log.get(index) : null
+  if (entry && entry.type === 'call' && entry.result && Number.isSafeInteger(entry.result.filesVersion)) return entry.result.filesVersion
+  return undefined
 }
 
 function isRemote (target) {
@@ -104,11 +116,12 @@ module.exports = {
     let archive = null
     let replica = null
     let filesUrl
+    let length
     let tmp = null
     try {
       if (isRemote(target)) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
-        ;({ log, archive, filesUrl } = await fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say))
+        ;({ log, archive, filesUrl, length } = await fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say))
       } else {
         const meta = readMeta(target)
         filesUrl = meta.url
@@ -116,14 +129,29 @@ module.exports = {
         archive = await openArchive(target, meta.url)
         say(`Verifying ${path.resolve(target)}`)
       }
-      say(`  call log      ${log.url} (${log.length} entries)`)
-      say(`  files archive ${archive.url} (version ${archive.version})`)
+      // The snapshot L: a fetched log keeps following its host, so the audit replays and compares exactly entries
+      // 0..L-1, and the archive at the version entry L-1 names. (A local VM's log is locked: it cannot grow.)
+      const L = length === undefined ? log.length : length
+      say(`  call log      ${log.url} (snapshot at length ${L})`)
 
       if (values.log && values.log !== log.url) throw new Mismatch(`the call log is ${log.url}, not the expected ${values.log}`)
       if (values.files && values.files !== archive.url) throw new Mismatch(`the files archive is ${archive.url}, not the expected ${values.files}`)
+      if (L === 0) throw new UsageError(`${target} holds no VM call log (it is empty)`)
 
+      // Every stored block of the log and of both archive cores against its signed tree, before any replay.
       await log.verify()
       say('✓ Call log signature and entries check out')
+      await Verifier.checkArchiveStorage(archive)
+      say('✓ Files archive: every stored block checks out')
+      const version = await versionNamedAt(log, L - 1)
+      if (version !== undefined && version > archive.version) {
+        throw new Mismatch(`entry ${L - 1} names files version ${version}, but the archive holds only version ${archive.version}`)
+      }
+      // A running host writes on: compare its archive as entry L-1 left it. A stopped VM's directory is compared
+      // whole, so writes that no entry accounts for show up as a mismatch.
+      const atSnapshot = tmp && version !== undefined
+      const hostFiles = atSnapshot && version !== archive.version ? archive.checkout(version) : archive
+      say(`  files archive ${archive.url} (version ${atSnapshot ? `${version}, named by entry ${L - 1}` : archive.version})`)
 
       const init = await log.get(0)
       if (!init || init.type !== 'init') throw new UsageError(`${target} holds no VM call log (entry 0 is not an init entry)`)
@@ -134,12 +162,12 @@ module.exports = {
 
       if (values.dir && fs.existsSync(values.dir)) throw new UsageError(`--dir ${values.dir} already exists; the replica needs a new directory`)
       const progress = progressReporter(io.err)
-      replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, { dir: values.dir, onProgress: progress.update })
+      replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, { dir: values.dir, onProgress: progress.update, length: L })
       progress.end()
-      say(`  replayed ${log.length - 1} entries`)
+      say(`  replayed ${L - 1} entries`)
 
       const problems = []
-      await Verifier.compareLogs(log, replica.callLog).then(
+      await Verifier.compareLogs(log, replica.callLog, { length: L }).then(
         () => say('✓ Call log: the replay produced the same entries'),
         (e) => {
           if (e.code !== 'VERIFICATION_MISMATCH') throw e
@@ -149,7 +177,7 @@ module.exports = {
             problems.push(`  entry ${e.index} in the replay: ${JSON.stringify(e.b)}`)
           }
         })
-      await Verifier.compareArchives(archive, replica.filesArchive).then(
+      await Verifier.compareArchives(hostFiles, replica.filesArchive).then(
         () => say('✓ Files archive: the replay produced the same files'),
         (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; problems.push(`Files archive mismatch: ${e.message}`) })
       if (problems.length) throw new Mismatch(problems.join('\n'))
@@ -157,7 +185,9 @@ module.exports = {
       return 0
     } catch (e) {
       if (e instanceof Mismatch || MISMATCH.has(e.code)) {
-        const where = e.index !== undefined && !(e instanceof Mismatch) ? ` (entry ${e.index})` : ''
+        // A stored block that fails its signed tree is named as a block of the core the message names.
+        const unit = e.code === 'VERIFICATION_FAILED' ? 'block' : 'entry'
+        const where = e.index !== undefined && !(e instanceof Mismatch) ? ` (${unit} ${e.index})` : ''
         for (const line of e.message.split('\n')) io.err.write(`✗ ${line}${where}\n`)
         say('NOT VERIFIED')
         return 1
@@ -165,7 +195,7 @@ module.exports = {
       throw e
     } finally {
       if (replica) await replica.close()
-      if (archive) await archive.close()
+      if (archive) await archive.close() // its checkouts with it
       if (log) await log.close()
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
     }

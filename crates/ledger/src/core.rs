@@ -63,6 +63,8 @@ pub struct Core {
     header_dirty: bool,
     /// A write failed after memory was updated: refuse further mutations (reopen to recover).
     failed: bool,
+    /// This handle changed something. A handle that only read (`libvms log`, `verify`) writes nothing at close.
+    touched: bool,
 }
 
 struct Files {
@@ -221,6 +223,7 @@ impl Core {
             flush_interval: JS_FLUSH_INTERVAL,
             header_dirty: false,
             failed: false,
+            touched: true,
         })
     }
 
@@ -308,6 +311,7 @@ impl Core {
             flush_interval: JS_FLUSH_INTERVAL,
             header_dirty: false,
             failed: false,
+            touched: false,
         };
         if core.length >= proof::MAX_BLOCKS {
             return Err(err::corrupt("header length out of range"));
@@ -601,6 +605,7 @@ impl Core {
 
     /// JS `_shouldFlush`, evaluated as if the entry of `entry_bytes` had been appended.
     fn should_flush(&mut self, entry_bytes: u64) -> bool {
+        self.touched = true; // every mutation asks
         self.auto_flush = self.auto_flush.saturating_sub(1);
         if self.auto_flush == 0 || self.oplog.entries_bytes + entry_bytes >= oplog::MAX_ENTRIES_BYTES {
             self.auto_flush = self.flush_interval;
@@ -643,6 +648,7 @@ impl Core {
     /// Write the header so the oplog entries can be dropped (JS `core.flush()`).
     pub fn flush(&mut self) -> Result<()> {
         self.check_usable()?;
+        self.touched = true;
         self.manifest_flushed = true;
         self.auto_flush = self.flush_interval;
         self.flush_now()
@@ -698,9 +704,9 @@ impl Core {
         self.auto_flush = self.auto_flush.min(self.flush_interval);
     }
 
-    /// Flush (if anything changed) and release the lock.
+    /// Flush (if this handle changed anything) and release the lock: a handle that only read writes nothing.
     pub fn close(mut self) -> Result<()> {
-        if !self.failed && self.needs_flush() {
+        if !self.failed && (self.touched || self.header_dirty) && self.needs_flush() {
             self.flush_now()?;
         }
         Ok(())

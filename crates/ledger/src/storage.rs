@@ -229,6 +229,14 @@ impl StoreFile {
     }
 }
 
+/// Open an existing file read-write and take the same exclusive lock as an oplog's (corestore@6 locks its
+/// `primary-key` file this way). The lock lasts as long as the returned handle.
+pub fn lock_existing_file(path: &Path) -> Result<File> {
+    let f = OpenOptions::new().read(true).write(true).open(path).map_err(|e| io_err(&path.display().to_string(), e))?;
+    lock_exclusive(&f)?;
+    Ok(f)
+}
+
 /// `fcntl(fd, F_OFD_SETLK, whole-file F_WRLCK)`, exactly what fs-native-extensions' `tryLock` does for npm
 /// hypercore's oplog: the lock belongs to the open file description, so it excludes npm hypercore, hyperdrive
 /// (through corestore), a second handle in this process and any other process. (`flock` would not: on Linux

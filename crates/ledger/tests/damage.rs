@@ -28,6 +28,7 @@ fn write_files(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
 /// A core as a host leaves it: flushed history, then unflushed oplog entries. Returns the length
 /// and the length before its last batch.
 fn make(dir: &Path) -> (u64, u64) {
+    // (A handle that only reads writes nothing at close: checked at the end.)
     let mut core = Core::create(Storage::Disk(dir.to_path_buf())).unwrap();
     core.set_flush_interval(LAZY_FLUSH_INTERVAL);
     let mut n = 0u64;
@@ -167,9 +168,10 @@ fn a_current_header_slot_that_is_damaged_is_refused_not_rolled_back() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     make(&dir);
-    // Close flushes: both slots hold headers, the current one the full length, the oplog no entries.
-    let core = Core::open(&dir).unwrap();
+    // A flush: both slots hold headers, the current one the full length, the oplog no entries.
+    let mut core = Core::open(&dir).unwrap();
     let full = core.length();
+    core.flush().unwrap();
     core.close().unwrap();
     let op = std::fs::read(dir.join("oplog")).unwrap();
     assert_eq!(op.len(), 8192);
@@ -190,4 +192,6 @@ fn a_current_header_slot_that_is_damaged_is_refused_not_rolled_back() {
     let mut core = Core::open(&dir).unwrap();
     assert_eq!(core.length(), full);
     core.verify().unwrap();
+    core.close().unwrap();
+    assert_eq!(std::fs::read(dir.join("oplog")).unwrap(), damaged, "a reading handle writes nothing at close");
 }
