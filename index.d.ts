@@ -181,6 +181,8 @@ export interface ReplayOptions {
   /** Called with (entries done, total entries), init included: (1, total) at the start, then after each entry
    * up to (total, total). Throwing from it stops the replay (the replica is closed and the error rethrown). */
   onProgress?: (done: number, total: number) => void
+  /** Replay exactly entries 0..length-1 (default: the log's length when called), however the log grows meanwhile. */
+  length?: number
 }
 
 /**
@@ -274,8 +276,12 @@ export interface ArchiveMismatch {
 
 export class Verifier {
   /** Resolves if both logs hold the same entries (entry 0: same type and code; later entries: equal as
-   * canonical JSON); otherwise rejects with a VerificationError carrying `LogMismatch` fields. */
-  static compareLogs (a: CallLog, b: CallLog): Promise<void>
+   * canonical JSON); otherwise rejects with a VerificationError carrying `LogMismatch` fields. `length`: compare only
+   * the first `length` entries of `a` (a snapshot of a log that keeps growing). */
+  static compareLogs (a: CallLog, b: CallLog, opts?: { length?: number }): Promise<void>
+  /** Checks every stored block of the archive's metadata and content cores against their signed trees; otherwise
+   * rejects with an IntegrityError (`index` = the block) whose message names the core. */
+  static checkArchiveStorage (archive: DatArchive): Promise<void>
   /** Resolves if both archives hold the same files with the same content (`/dat.json` ignored); otherwise rejects
    * with a VerificationError carrying `ArchiveMismatch` fields. */
   static compareArchives (a: DatArchive, b: DatArchive): Promise<void>

@@ -12,18 +12,32 @@ class Verifier {
   /**
    * Resolves if both logs hold the same entries (entry 0: same type and code; later entries: equal as canonical
    * JSON). Otherwise throws a VerificationError with `index` (the first divergent entry) and `a` / `b` (the two
-   * entries there, `undefined` where one log has ended).
+   * entries there, `undefined` where one log has ended). `opts.length`: compare only the first `length` entries of
+   * `a` (the snapshot an audit fixed, while the host's log may grow).
    */
-  static async compareLogs (a, b) {
+  static async compareLogs (a, b, { length } = {}) {
     const [na, nb] = [liveLog(a, 'a'), liveLog(b, 'b')]
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
+      throw new BadArgumentError('compareLogs: length must be a non-negative integer')
+    }
     try {
-      await wrapNative(() => native.compareLogs(na, nb))
+      await wrapNative(() => native.compareLogs(na, nb, length))
     } catch (e) {
       if (!(e instanceof VerificationError) || e.index === undefined) throw e
       e.a = await entryOrUndefined(a, e.index)
       e.b = await entryOrUndefined(b, e.index)
       throw e
     }
+  }
+
+  /**
+   * Checks every stored block of both of the archive's cores (metadata and content) against their signed trees.
+   * Throws an IntegrityError (`VERIFICATION_FAILED`, `index` = the block) whose message names the core.
+   */
+  static async checkArchiveStorage (archive) {
+    if (!(archive instanceof DatArchive)) throw new BadArgumentError('checkArchiveStorage: archive must be a DatArchive')
+    const d = await archive._open()
+    await wrapNative(() => d.verifyStorage())
   }
 
   /**

@@ -150,7 +150,12 @@ class VM extends EventEmitter {
    * Replay a call log into a fresh VM: entry 0 must be the init entry and name `filesArchiveUrl`; every later entry
    * is re-executed in order (errors are part of the log, not of the replay). Streams the log.
    */
-  static async fromCallLog (callLog, { filesArchiveUrl } = {}, { dir, title, onProgress } = {}) {
+  static async fromCallLog (callLog, { filesArchiveUrl } = {}, { dir, title, onProgress, length } = {}) {
+    // The snapshot, fixed before anything awaits: exactly entries 0..L-1 are replayed, however the log grows.
+    const total = length === undefined ? callLog.length : length
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 1 || length > callLog.length)) {
+      throw new BadArgumentError(`length must be an integer from 1 to the log's length (${callLog.length})`)
+    }
     const init = await callLog.get(0).catch(() => null)
     if (!init || init.type !== 'init' || typeof init.code !== 'string') throw new BadArgumentError('Malformed call log')
     if (init.filesArchiveUrl !== filesArchiveUrl) {
@@ -173,7 +178,6 @@ class VM extends EventEmitter {
       vm._sandbox.deferFlush = true
       vm._pending = new PendingWrites()
       // onProgress counts log entries, init included: (1, total) once the init entry is in, then up to (total, total).
-      const total = callLog.length
       let done = 1
       if (onProgress) onProgress(done, total)
       for await (const entry of callLog.entries({ start: 1, end: total })) {

@@ -284,6 +284,12 @@ impl NativeDrive {
         })
     }
 
+    /// Every held block of the metadata and content cores against their signed trees; rejects naming the core.
+    #[napi]
+    pub async fn verify_storage(&self) -> napi::Result<()> {
+        run(&self.drive, disk::verify_storage).await
+    }
+
     /// BLAKE2b-256 over the sorted (path, content hash) list of files, `/dat.json` excluded.
     #[napi]
     pub async fn content_digest(&self) -> napi::Result<Buffer> {

@@ -130,7 +130,15 @@ impl NativeLog {
     #[napi]
     pub async fn verify(&self) -> napi::Result<()> {
         let core = self.core.clone();
-        blocking(move || core.with(|c| c.verify())).await
+        blocking(move || {
+            core.with(|c| {
+                c.verify().map_err(|e| {
+                    let dir = c.dir().map(|d| d.display().to_string()).unwrap_or_else(|| "in memory".into());
+                    e.context(format!("call log ({dir})"))
+                })
+            })
+        })
+        .await
     }
 
     /// Wait for queued appends, flush, release the lock. Idempotent.

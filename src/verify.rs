@@ -5,8 +5,17 @@ use crate::call_log::NativeLog;
 use crate::errors::blocking;
 
 /// Resolves if both logs hold the same entries; rejects with `VERIFICATION_MISMATCH@index` otherwise.
+/// `length`: compare only the first `length` entries of `a` (an audit's snapshot of a log that may grow).
 #[napi]
-pub async fn compare_logs(a: &NativeLog, b: &NativeLog) -> napi::Result<()> {
+pub async fn compare_logs(a: &NativeLog, b: &NativeLog, length: Option<f64>) -> napi::Result<()> {
     let (a, b) = (a.core.clone(), b.core.clone());
-    blocking(move || libvms_verify::compare_logs(&a, &b)).await
+    let length = match length {
+        Some(l) => Some(crate::errors::js_index(l, "length").map_err(crate::errors::to_js)?),
+        None => None,
+    };
+    blocking(move || match length {
+        Some(l) => libvms_verify::compare_logs(&libvms_verify::Prefix(&a, l), &b),
+        None => libvms_verify::compare_logs(&a, &b),
+    })
+    .await
 }

@@ -47,15 +47,27 @@ async function fetchRemote (target, dir, timeout, say) {
   // The RPC handshake registered the host's replication endpoint as a peer for both fetches.
   // The log is fetched into memory: an audit copy need not survive, and on disk every fetched block is synced.
   const log = await CallLog.fetch(info.callLogUrl, null, { timeout })
+  // The snapshot length, fixed before the archive is fetched: the archive then holds at least what entry L-1 names.
+  const length = log.length
   try {
     // A snapshot (not live): the host may write on while the replay runs.
     const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false })
     await archive.ready()
-    return { log, archive, filesUrl: info.filesArchiveUrl }
+    return { log, archive, filesUrl: info.filesArchiveUrl, length }
   } catch (e) {
     await log.close()
     throw e
   }
+}
+
+/**
+ * The files version entry `index` names: a call entry's `filesVersion`, the archive's version once that call was
+ * done. Undefined for other entries (init, restart), after which the archive is compared as fetched.
+ */
+async function versionNamedAt (log, index) {
+  const entry = index >= 1 ? await log.get(index) : null
+  if (entry && entry.type === 'call' && entry.result && Number.isSafeInteger(entry.result.filesVersion)) return entry.result.filesVersion
+  return undefined
 }
 
 function isRemote (target) {
@@ -104,18 +116,19 @@ module.exports = {
     let archive = null
     let replica = null
     let filesUrl
+    let length
     let tmp = null
     try {
       const remote = isRemote(target) || isLogUrl(target)
       if (isLogUrl(target)) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         temps.push(tmp)
-        ;({ log, archive, filesUrl } = await interrupt.immediately(() => fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say, io.err)))
+        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say, io.err)))
       } else if (remote) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         temps.push(tmp)
         // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.
-        ;({ log, archive, filesUrl } = await interrupt.immediately(() => fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say)))
+        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say)))
       } else {
         const meta = readMeta(target)
         filesUrl = meta.url
@@ -124,16 +137,31 @@ module.exports = {
         say(`Verifying ${path.resolve(target)}`)
       }
       interrupt.check()
-      report.entries = log.length
-      say(`  call log      ${log.url} (${log.length} entries)`)
-      say(`  files archive ${archive.url} (version ${archive.version})`)
+      // The snapshot L: a fetched log keeps following its host, so the audit replays and compares exactly entries
+      // 0..L-1, and the archive at the version entry L-1 names. (A local VM's log is locked: it cannot grow.)
+      const L = length === undefined ? log.length : length
+      report.entries = L
+      say(`  call log      ${log.url} (snapshot at length ${L})`)
 
       if (values.log && values.log !== log.url) throw new Mismatch(`the call log is ${log.url}, not the expected ${values.log}`)
       if (values.files && values.files !== archive.url) throw new Mismatch(`the files archive is ${archive.url}, not the expected ${values.files}`)
+      if (L === 0) throw new UsageError(`${target} holds no VM call log (it is empty)`)
 
+      // Every stored block of the log and of both archive cores against its signed tree, before any replay.
       await interrupt.immediately(() => log.verify()) // read-only: nothing to close first
       interrupt.check()
       say('✓ Call log signature and entries check out')
+      await Verifier.checkArchiveStorage(archive)
+      say('✓ Files archive: every stored block checks out')
+      const version = await versionNamedAt(log, L - 1)
+      if (version !== undefined && version > archive.version) {
+        throw new Mismatch(`entry ${L - 1} names files version ${version}, but the archive holds only version ${archive.version}`)
+      }
+      // A running host writes on: compare its archive as entry L-1 left it. A stopped VM's directory is compared
+      // whole, so writes that no entry accounts for show up as a mismatch.
+      const atSnapshot = tmp && version !== undefined
+      const hostFiles = atSnapshot && version !== archive.version ? archive.checkout(version) : archive
+      say(`  files archive ${archive.url} (version ${atSnapshot ? `${version}, named by entry ${L - 1}` : archive.version})`)
 
       const init = await log.get(0)
       if (!init || init.type !== 'init') throw new UsageError(`${target} holds no VM call log (entry 0 is not an init entry)`)
@@ -158,15 +186,16 @@ module.exports = {
       const onProgress = report.onProgress
       replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, {
         dir: replicaDir,
+        length: L,
         // Throwing here is how Ctrl+C stops a replay: fromCallLog closes the replica and rethrows.
         onProgress (done, total) { interrupt.check(); onProgress(done, total) }
       })
       report.endProgress()
       interrupt.check()
-      say(`  replayed ${report.replayed}/${log.length} entries`)
+      say(`  replayed ${report.replayed}/${L} entries`)
 
       let mismatch = false
-      await Verifier.compareLogs(log, replica.callLog).then(
+      await Verifier.compareLogs(log, replica.callLog, { length: L }).then(
         () => say('✓ Call log: the replay produced the same entries'),
         (e) => {
           if (e.code !== 'VERIFICATION_MISMATCH') throw e
@@ -178,7 +207,7 @@ module.exports = {
           }
         })
       interrupt.check()
-      await Verifier.compareArchives(archive, replica.filesArchive).then(
+      await Verifier.compareArchives(hostFiles, replica.filesArchive).then(
         () => say('✓ Files archive: the replay produced the same files'),
         (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; mismatch = true; report.problem(`Files archive mismatch: ${e.message}`) })
       return report.finish(mismatch ? 1 : 0)
@@ -186,15 +215,17 @@ module.exports = {
       report.endProgress()
       if (interrupt.interrupted) return report.finish(interrupt.code)
       if (e instanceof Mismatch || MISMATCH.has(e.code)) {
-        const where = e.index !== undefined && !(e instanceof Mismatch) ? ` (entry ${e.index})` : ''
-        if (e.index !== undefined && !(e instanceof Mismatch)) report.divergence(e.index)
+        // A stored block that fails its signed tree is named as a block of the core the message names.
+        const unit = e.code === 'VERIFICATION_FAILED' ? 'block' : 'entry'
+        const where = e.index !== undefined && !(e instanceof Mismatch) ? ` (${unit} ${e.index})` : ''
+        if (e.index !== undefined && !(e instanceof Mismatch) && unit === 'entry') report.divergence(e.index)
         report.problem(e.message.split('\n').map((l) => l + where).join('\n'))
         return report.finish(1)
       }
       throw e
     } finally {
       if (replica) await replica.close()
-      if (archive) await archive.close()
+      if (archive) await archive.close() // its checkouts with it
       if (log) await log.close()
       for (const t of temps) fs.rmSync(t, { recursive: true, force: true })
       interrupt.dispose()

@@ -19,6 +19,8 @@ pub struct LedgerStore {
     /// The first storage failure (a full disk, an I/O error) of a write: the caller then knows a write was lost
     /// even if the code that made it swallowed the error.
     failure: Arc<Mutex<Option<libvms_errors::Error>>>,
+    /// The metadata store holds the archive's `primary-key` lock (corestore@6 locks that file, not the oplogs).
+    store_lock: Arc<Mutex<Option<std::fs::File>>>,
 }
 
 /// A files archive stored on disk.
@@ -30,7 +32,13 @@ impl LedgerStore {
         // either way, and a small write then costs no tree/bitfield/header syncs and no oplog truncation.
         core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
         let read_only = !core.writable();
-        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only, failure: Arc::default() }
+        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only, failure: Arc::default(), store_lock: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Hold `lock` (the store's `primary-key` lock) until this store is closed.
+    fn holding(self, lock: std::fs::File) -> LedgerStore {
+        *self.store_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Core>> {
@@ -65,10 +73,12 @@ impl LedgerStore {
 
     /// Flush and release the core, for every clone. Idempotent.
     pub fn close(&self) -> Result<()> {
-        match self.lock().take() {
+        let r = match self.lock().take() {
             Some(core) => core.close(),
             None => Ok(()),
-        }
+        };
+        self.store_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+        r
     }
 }
 
@@ -121,12 +131,13 @@ pub fn create(root: &Path) -> Result<DiskDrive> {
         return Err(err::entry_exists(format!("{} already holds an archive", root.display())));
     }
     let primary = corestore::load_or_create_primary_key(root)?;
+    let store_lock = libvms_ledger::lock_existing_file(&corestore::primary_key_path(root))?;
     let (db_seed, db_key) = corestore::core_key_pair(&primary, &DEFAULT_NAMESPACE, DB_CORE_NAME);
     let blobs_name = corestore::blobs_core_name(&db_key);
     let (blobs_seed, blobs_key) = corestore::core_key_pair(&primary, &DEFAULT_NAMESPACE, &blobs_name);
     let meta = Core::create_with_keypair(Storage::Disk(core_path(root, &db_key)), KeyPair::from_seed(db_seed))?;
     let content = Core::create_with_keypair(Storage::Disk(core_path(root, &blobs_key)), KeyPair::from_seed(blobs_seed))?;
-    Drive::new(LedgerStore::new(meta), LedgerStore::new(content), Some(blobs_key))
+    Drive::new(LedgerStore::new(meta).holding(store_lock), LedgerStore::new(content), Some(blobs_key))
 }
 
 /// Reopen the archive in `root`; when `expected_key` is given, it must be the archive's key.
@@ -139,6 +150,8 @@ pub fn open(root: &Path, expected_key: Option<[u8; 32]>) -> Result<DiskDrive> {
         }
         Err(e) => return Err(e.into()),
     };
+    // corestore@6 (and so hyperdrive@11) locks `primary-key`, not the cores: take that lock too.
+    let store_lock = libvms_ledger::lock_existing_file(&corestore::primary_key_path(root))?;
     let (_, db_key) = corestore::core_key_pair(&primary, &DEFAULT_NAMESPACE, DB_CORE_NAME);
     if let Some(want) = expected_key {
         if want != db_key {
@@ -150,16 +163,34 @@ pub fn open(root: &Path, expected_key: Option<[u8; 32]>) -> Result<DiskDrive> {
             )));
         }
     }
-    let mut meta = LedgerStore::new(Core::open(&core_path(root, &db_key))?);
+    let mut meta = LedgerStore::new(Core::open(&core_path(root, &db_key))?).holding(store_lock);
     if meta.is_empty() {
         return Err(err::corrupt("archive metadata log has no header block"));
     }
-    let header = Header::decode_block(&meta.get(0)?)?;
+    let meta_dir = core_path(root, &db_key);
+    let block0 = meta.get(0).map_err(|e| e.context(format!("files archive metadata core ({})", meta_dir.display())))?;
+    let header = Header::decode_block(&block0)?;
     let content_key = header
         .content_key()?
         .ok_or_else(|| err::corrupt("archive header names no content log"))?;
     let content = LedgerStore::new(Core::open(&core_path(root, &content_key))?);
     Drive::new(meta, content, Some(content_key))
+}
+
+/// Check every held block of both cores against their signed trees (what `libvms verify` does before it replays).
+/// The error keeps the ledger's code and block index, and names the core and its directory.
+pub fn verify_storage(drive: &mut DiskDrive) -> Result<()> {
+    let meta = drive.bee().store().clone();
+    let content = drive.content().clone();
+    for (name, store) in [("metadata", meta), ("content", content)] {
+        store.with(|c| {
+            c.verify().map_err(|e| {
+                let dir = c.dir().map(|d| d.display().to_string()).unwrap_or_default();
+                e.context(format!("files archive {name} core ({dir})"))
+            })
+        })?;
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

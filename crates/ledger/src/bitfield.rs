@@ -100,6 +100,29 @@ impl Bitfield {
         }
     }
 
+    /// The first set bit at or after `from`, if any (pages are visited in index order).
+    pub fn first_set(&self, from: u64) -> Option<u64> {
+        let first_page = from / PAGE_BITS;
+        let mut pages: Vec<u64> = self.pages.keys().copied().filter(|&p| p >= first_page).collect();
+        pages.sort_unstable();
+        for page in pages {
+            let p = &self.pages[&page];
+            let start = if page == first_page { (from % PAGE_BITS) as usize } else { 0 };
+            let mut b = start;
+            while b < PAGE_BITS as usize {
+                if b & 7 == 0 && p[b >> 3] == 0 {
+                    b += 8;
+                    continue;
+                }
+                if p[b >> 3] & (1 << (b & 7)) != 0 {
+                    return Some(page * PAGE_BITS + b as u64);
+                }
+                b += 1;
+            }
+        }
+        None
+    }
+
     pub fn is_dirty(&self) -> bool {
         !self.dirty.is_empty()
     }
@@ -142,5 +165,8 @@ mod tests {
         let again = Bitfield::open(b.file).unwrap();
         assert!(again.get(100_004) && !again.get(40_000) && again.get(0));
         assert_eq!(again.first_unset(3), 3);
+        assert_eq!(again.first_set(3), Some(5));
+        assert_eq!(again.first_set(100_005), None);
+        assert_eq!(again.first_set(40_000), Some(40_001));
     }
 }

@@ -5,9 +5,11 @@
 //! it; the entry carries the new tree nodes, the signed head and the bitfield range, so nothing is
 //! visible before the data it refers to is durable. A flush (first mutation after open, then every
 //! 4th, when entries reach 64 KiB, and on close) writes dirty bitfield pages and tree nodes, syncs
-//! them, and only then writes the header into the other slot. A batch that flushes skips its
-//! oplog entry: the header written after the synced tree/bitfield makes it visible instead (the
-//! resulting files are the same bytes JS leaves after appending the entry and truncating it).
+//! them, and only then writes the header into the other slot. A batch that flushes appends its
+//! oplog entry first, as JS does, so the tree and bitfield never run ahead of the oplog (open
+//! checks that they agree: core/consistency.rs).
+
+mod consistency;
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +65,8 @@ pub struct Core {
     header_dirty: bool,
     /// A write failed after memory was updated: refuse further mutations (reopen to recover).
     failed: bool,
+    /// This handle changed something. A handle that only read (`libvms log`, `verify`) writes nothing at close.
+    touched: bool,
 }
 
 struct Files {
@@ -221,6 +225,7 @@ impl Core {
             flush_interval: JS_FLUSH_INTERVAL,
             header_dirty: false,
             failed: false,
+            touched: true,
         })
     }
 
@@ -241,8 +246,20 @@ impl Core {
         files.oplog.lock_exclusive()?;
         let mut oplog = Oplog::new(files.oplog);
         let opened = oplog.open()?;
+        if opened.file_size < oplog::ENTRY_OFFSET
+            && (files.tree.len()? > 0 || files.bitfield.len()? > 0 || files.data.len()? > 0)
+        {
+            // Every header write leaves the oplog at least 8192 bytes long (both slots).
+            return Err(err::corrupt(format!("oplog: cut to {} bytes next to stored blocks", opened.file_size)));
+        }
         let header = match opened.header {
-            None => return Ok(None),
+            None => {
+                // An oplog cut below its first header slot, next to blocks: damage, not an empty store.
+                if files.tree.len()? > 0 || files.bitfield.len()? > 0 || files.data.len()? > 0 {
+                    return Err(err::corrupt("oplog: no header, but the tree, bitfield or data hold blocks"));
+                }
+                return Ok(None);
+            }
             Some(SlotHeader::Full(h)) => *h,
             Some(SlotHeader::External(start, len)) => {
                 let len_usize = usize::try_from(len).map_err(|_| err::corrupt("external header too large"))?;
@@ -272,6 +289,7 @@ impl Core {
         let verifier = Verifier::new(header.key, header.manifest.as_ref());
         let key_pair = stored_key_pair(&header, &verifier);
         let bitfield = Bitfield::open(files.bitfield)?;
+        let header_length = header.tree.length;
 
         let mut core = Core {
             dir: files.dir,
@@ -295,6 +313,7 @@ impl Core {
             flush_interval: JS_FLUSH_INTERVAL,
             header_dirty: false,
             failed: false,
+            touched: false,
         };
         if core.length >= proof::MAX_BLOCKS {
             return Err(err::corrupt("header length out of range"));
@@ -307,7 +326,10 @@ impl Core {
         for e in opened.entries {
             core.replay(e)?;
         }
-        core.check_roots();
+        // Header, oplog, tree, bitfield and data must agree; nothing is written before they do.
+        core.check_consistency(header_length)?;
+        core.roots_trusted = true;
+        core.cache.reset_to_roots(&core.roots);
         // Only now, with everything read and checked, drop torn or stale trailing frames.
         if opened.file_size != opened.good_size {
             core.oplog.file.set_len(opened.good_size)?;
@@ -366,50 +388,10 @@ impl Core {
         Ok(())
     }
 
-    /// Check the roots against the signature; if that fails, try rebuilding each root from the
-    /// level below (one damaged root record), else mark the tree untrusted.
-    fn check_roots(&mut self) {
-        self.roots_trusted = self.length == 0 || self.signature_ok(&self.roots);
-        if !self.roots_trusted {
-            if let Some(r) = self.recover_roots() {
-                self.roots = r;
-                self.roots_trusted = true;
-            }
-        }
-        self.cache.reset_to_roots(if self.roots_trusted { &self.roots } else { &[] });
-    }
-
     fn signature_ok(&self, roots: &[Node]) -> bool {
         match &self.signature {
             Some(sig) => self.verifier.verify(&tree_hash(roots), self.length, self.fork, sig),
             None => false,
-        }
-    }
-
-    fn recover_roots(&self) -> Option<Vec<Node>> {
-        let mut out = Vec::with_capacity(self.roots.len());
-        let mut offset = 0u64;
-        for r in &self.roots {
-            let rebuilt = match flat::children(r.index) {
-                Some((a, b)) => {
-                    let (a, b) = (self.tree.get(a).ok()??, self.tree.get(b).ok()??);
-                    parent_node(r.index, &a, &b)?
-                }
-                None => {
-                    let leaf = self.tree.get(r.index).ok()??;
-                    let size = leaf.size.min(self.data.len().ok()?);
-                    let mut buf = vec![0u8; usize::try_from(size).ok()?];
-                    self.data.read_at(offset, &mut buf).ok()?;
-                    leaf_node(r.index, &buf)
-                }
-            };
-            offset = offset.checked_add(rebuilt.size)?;
-            out.push(rebuilt);
-        }
-        if self.signature_ok(&out) {
-            Some(out)
-        } else {
-            None
         }
     }
 
@@ -601,12 +583,12 @@ impl Core {
         self.data.write_at(self.byte_length, &buf)?;
         self.data.sync()?;
 
-        // 2. The entry that makes it visible (skipped when this batch flushes the header).
+        // 2. The entry that makes it visible, even when this batch flushes the header: the tree and
+        // bitfield written by the flush must never run ahead of what the oplog accounts for (a crash
+        // before the header write would otherwise leave them past the length, which open refuses).
         let body = entry.encode();
         let flush = self.should_flush(Oplog::frame_size(&body));
-        if !flush {
-            self.oplog.append(&body)?;
-        }
+        self.oplog.append(&body)?;
 
         // 3. Memory.
         let Entry { tree_nodes, bitfield, .. } = entry;
@@ -641,6 +623,7 @@ impl Core {
 
     /// JS `_shouldFlush`, evaluated as if the entry of `entry_bytes` had been appended.
     fn should_flush(&mut self, entry_bytes: u64) -> bool {
+        self.touched = true; // every mutation asks
         self.auto_flush = self.auto_flush.saturating_sub(1);
         if self.auto_flush == 0 || self.oplog.entries_bytes + entry_bytes >= oplog::MAX_ENTRIES_BYTES {
             self.auto_flush = self.flush_interval;
@@ -683,6 +666,7 @@ impl Core {
     /// Write the header so the oplog entries can be dropped (JS `core.flush()`).
     pub fn flush(&mut self) -> Result<()> {
         self.check_usable()?;
+        self.touched = true;
         self.manifest_flushed = true;
         self.auto_flush = self.flush_interval;
         self.flush_now()
@@ -738,9 +722,9 @@ impl Core {
         self.auto_flush = self.auto_flush.min(self.flush_interval);
     }
 
-    /// Flush (if anything changed) and release the lock.
+    /// Flush (if this handle changed anything) and release the lock: a handle that only read writes nothing.
     pub fn close(mut self) -> Result<()> {
-        if !self.failed && self.needs_flush() {
+        if !self.failed && (self.touched || self.header_dirty) && self.needs_flush() {
             self.flush_now()?;
         }
         Ok(())
@@ -1177,9 +1161,7 @@ impl Core {
         };
         let body = entry.encode();
         let flush = self.should_flush(Oplog::frame_size(&body));
-        if !flush {
-            self.oplog.append(&body)?;
-        }
+        self.oplog.append(&body)?; // before the flush, as in append_batch
 
         // 3. Memory.
         for n in &batch.nodes {
@@ -1296,9 +1278,7 @@ impl Core {
         }
         let bodies: Vec<Vec<u8>> = entries.iter().map(Entry::encode).collect();
         let flush = self.should_flush(bodies.iter().map(|b| Oplog::frame_size(b)).sum());
-        if !flush {
-            self.oplog.append_atomic(&bodies)?;
-        }
+        self.oplog.append_atomic(&bodies)?; // before the flush, as in append_batch
 
         // 3. Memory: nodes (stored and known verified), bitfield, contiguous length.
         if self.cache.len() + fresh.len() > VerifiedCache::DEFAULT_CAP {

@@ -22,7 +22,7 @@ pub use crate::crypto::{KeyPair, Manifest, Prologue, SignerInfo};
 pub use crate::proof::{
     DataBlock, DataHash, DataSeek, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestSeek, RequestUpgrade,
 };
-pub use crate::storage::Storage;
+pub use crate::storage::{lock_existing_file, Storage};
 pub use crate::tree::Node;
 pub use libvms_errors::{Error, ErrorCode, Result};
 

@@ -307,6 +307,41 @@ fn read_frame(buf: &[u8], pos: usize) -> Option<RawFrame<'_>> {
     Some(RawFrame { header_bit: (len_field & 1) as u8, partial: len_field & 2 != 0, body: &rest[8..8 + len], total: 8 + len })
 }
 
+/// The (unverified) partial flag of a frame header at `pos`, if its length field is there.
+fn raw_partial_bit(buf: &[u8], pos: usize) -> bool {
+    buf.get(pos + 4..pos + 8).is_some_and(|b| b[0] & 2 != 0)
+}
+
+/// The bytes from `bad` (the first frame that fails its CRC) to the end may only be the torn
+/// write of one batch: search them for CRC-valid current entries. A complete batch (a frame
+/// without the partial flag) found there that is not the end of the batch torn at `bad` means
+/// damage, not a torn tail.
+fn check_tail(buf: &[u8], bad: usize, current: u8, open_batch: bool) -> Result<()> {
+    let mut p = bad + 1;
+    let mut found: Vec<(usize, bool)> = Vec::new();
+    while p + 8 <= buf.len() {
+        match read_frame(buf, p) {
+            Some(f) if f.header_bit == current && Entry::decode(f.body).is_ok() => {
+                found.push((p, f.partial));
+                p += f.total;
+            }
+            _ => p += 1,
+        }
+    }
+    // Inside one torn batch every frame is partial except the batch's last one, which ends it.
+    let complete: Vec<usize> = found.iter().filter(|f| !f.1).map(|f| f.0).collect();
+    let one_batch = open_batch && complete.len() <= 1 && found.last().is_none_or(|l| !l.1 || complete.is_empty())
+        && complete.first().is_none_or(|&c| found.last().is_some_and(|l| l.0 == c));
+    if found.is_empty() || one_batch {
+        return Ok(());
+    }
+    Err(err::corrupt(format!(
+        "oplog entry at byte {bad} is damaged, and {} valid entr{} follow it",
+        found.len(),
+        if found.len() == 1 { "y" } else { "ies" }
+    )))
+}
+
 /// What `Oplog::open` found.
 pub struct Opened {
     /// None: the store is empty (no valid header and the file is shorter than 8192 bytes).
@@ -337,6 +372,12 @@ impl Oplog {
 
     /// Read both slots and the entries that belong to the current one (read-only: the caller
     /// truncates to `good_size` once the whole open has succeeded).
+    ///
+    /// Only a torn tail of the last write is recovered (dropped): bytes after the last complete
+    /// batch that hold no later CRC-valid entry. Anything else that does not add up is
+    /// `STORAGE_CORRUPT`: entries written after a header slot that is now damaged (falling back
+    /// to the other slot would silently drop them), a damaged entry followed by valid ones, a
+    /// CRC-valid entry that does not decode.
     pub fn open(&mut self) -> Result<Opened> {
         let buf = self.file.read_all()?;
         let file_size = buf.len() as u64;
@@ -349,6 +390,11 @@ impl Oplog {
         let h1 = slot(PAGE as usize);
         self.entries_bytes = 0;
         self.entries_count = 0;
+        let damaged_slot = match (&h0, &h1) {
+            (None, Some(_)) => Some(0u8),
+            (Some(_), None) => Some(1u8),
+            _ => None,
+        };
         let (header, cur) = match (h0, h1) {
             (None, None) => {
                 self.bits = [1, 0];
@@ -375,15 +421,41 @@ impl Oplog {
             }
         };
         debug_assert_eq!(cur, self.current_bit());
+        let current = self.current_bit();
+        // Entries are tagged with the slot of the header they extend. Entries tagged with a damaged
+        // slot were written after that header: the other slot is older than they are.
+        if let Some(d) = damaged_slot {
+            if let Some(f) = read_frame(&buf, ENTRY_OFFSET as usize) {
+                if f.header_bit == d && Entry::decode(f.body).is_ok() {
+                    return Err(err::corrupt(format!(
+                        "oplog header slot {d} is damaged, and the oplog holds entries written after it (the other slot is older)"
+                    )));
+                }
+            }
+        }
         let mut pos = ENTRY_OFFSET as usize;
         let mut frames: Vec<(bool, Entry, usize)> = Vec::new();
         while let Some(f) = read_frame(&buf, pos) {
-            if f.header_bit != self.current_bit() {
+            if f.header_bit != current {
+                // Stale entries of the previous header (a crash before the truncation that follows a
+                // header flush) start the entry area; past a current entry they cannot occur.
+                if pos != ENTRY_OFFSET as usize {
+                    return Err(err::corrupt(format!("oplog entry at byte {pos} belongs to another header")));
+                }
                 break;
             }
-            let Ok(entry) = Entry::decode(f.body) else { break };
+            let Ok(entry) = Entry::decode(f.body) else {
+                return Err(err::corrupt(format!("oplog entry at byte {pos} has a valid checksum but does not decode")));
+            };
             frames.push((f.partial, entry, f.total));
             pos += f.total;
+        }
+        let stale = read_frame(&buf, pos).is_some_and(|f| f.header_bit != current);
+        if !stale && pos < buf.len() {
+            // A damaged or torn frame at `pos`. A torn write of the last batch leaves no complete
+            // batch after it; a complete, valid entry further on means history was damaged.
+            let open_batch = frames.last().is_some_and(|f| f.0) || raw_partial_bit(&buf, pos);
+            check_tail(&buf, pos, current, open_batch)?;
         }
         // An atomic batch whose last frame is missing is dropped whole.
         while frames.last().is_some_and(|f| f.0) {

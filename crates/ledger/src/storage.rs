@@ -1,5 +1,6 @@
 //! File backends: positional reads/writes on disk (`pread`/`pwrite`) or in memory, `fdatasync`,
-//! and the exclusive `flock` on `oplog` that random-access-file takes in JS.
+//! and the exclusive lock on `oplog` that npm hypercore takes (random-access-file through
+//! fs-native-extensions: `fcntl(F_OFD_SETLK)`, a whole-file write lock, on Linux).
 //!
 //! Disk files are opened lazily: a file that does not exist reads as empty and is created on the
 //! first write, so a failed open never leaves new files behind.
@@ -225,24 +226,60 @@ impl StoreFile {
             return Ok(());
         }
         let f = self.file_mut()?;
-        flock_exclusive(f)
+        lock_exclusive(f)
     }
 }
 
-/// The only unsafe code of the crate: `flock(fd, LOCK_EX | LOCK_NB)` on a descriptor we own.
+/// Open an existing file read-write and take the same exclusive lock as an oplog's (corestore@6 locks its
+/// `primary-key` file this way). The lock lasts as long as the returned handle.
+pub fn lock_existing_file(path: &Path) -> Result<File> {
+    let f = OpenOptions::new().read(true).write(true).open(path).map_err(|e| io_err(&path.display().to_string(), e))?;
+    lock_exclusive(&f)?;
+    Ok(f)
+}
+
+/// `fcntl(fd, F_OFD_SETLK, whole-file F_WRLCK)`, exactly what fs-native-extensions' `tryLock` does for npm
+/// hypercore's oplog: the lock belongs to the open file description, so it excludes npm hypercore, hyperdrive
+/// (through corestore), a second handle in this process and any other process. (`flock` would not: on Linux
+/// flock and fcntl locks ignore each other.)
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn flock_exclusive(f: &File) -> Result<()> {
+fn lock_exclusive(f: &File) -> Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0; // to the end of the file, however long it grows
+    fl.l_pid = 0; // required by F_OFD_SETLK
+    // SAFETY: the descriptor is valid for the lifetime of `f`, and `fl` outlives the call.
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &fl as *const libc::flock) };
+    if rc == 0 {
+        return Ok(());
+    }
+    lock_error(std::io::Error::last_os_error())
+}
+
+/// Elsewhere (no OFD locks): `flock`, as fs-native-extensions does on macOS.
+#[cfg(not(target_os = "linux"))]
+#[allow(unsafe_code)]
+fn lock_exclusive(f: &File) -> Result<()> {
     use std::os::unix::io::AsRawFd;
     // SAFETY: the descriptor is valid for the lifetime of `f`; flock touches no memory.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
         return Ok(());
     }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == ErrorKind::WouldBlock {
+    lock_error(std::io::Error::last_os_error())
+}
+
+fn lock_error(e: std::io::Error) -> Result<()> {
+    // EAGAIN / EACCES (fcntl) and EWOULDBLOCK (flock) all mean: someone else holds it.
+    if e.kind() == ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EAGAIN) {
         return Err(err::locked("the core is open elsewhere (oplog is locked)"));
     }
-    Err(io_err("flock oplog", e))
+    Err(io_err("lock oplog", e))
 }
 
 #[cfg(test)]

@@ -117,6 +117,11 @@ impl TreeStore {
         self.unflushed.insert(node.index, node);
     }
 
+    /// A truncation replayed from the oplog and not yet written to the file.
+    pub fn truncation_pending(&self) -> bool {
+        self.truncate_to.is_some()
+    }
+
     pub fn has_unflushed(&self) -> bool {
         !self.unflushed.is_empty() || self.truncate_to.is_some()
     }

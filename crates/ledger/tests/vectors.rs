@@ -46,7 +46,11 @@ fn reopen_and_flush_of_unflushed_matches_js_flushed_bytes() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("core");
         write_vector(case, "unflushed", &dir);
-        let core = Core::open(&dir).unwrap();
+        // A handle that only reads writes nothing, not even at close.
+        Core::open(&dir).unwrap().close().unwrap();
+        assert_same_as_vector(&dir, case, "unflushed", case);
+        let mut core = Core::open(&dir).unwrap();
+        core.flush().unwrap();
         core.close().unwrap();
         assert_same_as_vector(&dir, case, "flushed", case);
         // Closing an unchanged core writes nothing.
@@ -68,9 +72,10 @@ fn writer_matches_js_bytes() {
     drop(core); // like JS close(): no flush
     assert_same_as_vector(&dir, "b_default", "unflushed", "after 3 appends");
 
-    let core = Core::open(&dir).unwrap();
+    let mut core = Core::open(&dir).unwrap();
+    core.flush().unwrap();
     core.close().unwrap();
-    assert_same_as_vector(&dir, "b_default", "flushed", "after reopen + close");
+    assert_same_as_vector(&dir, "b_default", "flushed", "after reopen + flush");
 
     // Straight create + appends + close gives the flushed bytes too.
     let dir2 = tmp.path().join("core2");

@@ -33,6 +33,18 @@ impl EntrySource for SharedCore {
     }
 }
 
+/// The first `len` entries of a log: the snapshot an audit fixed at its start (the log may grow meanwhile).
+pub struct Prefix<'a, S: EntrySource>(pub &'a S, pub u64);
+
+impl<S: EntrySource> EntrySource for Prefix<'_, S> {
+    fn len(&self) -> u64 {
+        self.0.len().min(self.1)
+    }
+    fn read(&self, start: u64, end: u64) -> Result<BlockRun> {
+        self.0.read(start, end.min(self.1))
+    }
+}
+
 /// Ok if both logs hold the same entries; otherwise a `VERIFICATION_MISMATCH` error at the first divergent index.
 pub fn compare_logs(a: &impl EntrySource, b: &impl EntrySource) -> Result<()> {
     let (len_a, len_b) = (a.len(), b.len());
@@ -152,6 +164,15 @@ mod tests {
         assert!(e.message.contains("3 and 2 entries") && e.message.contains("(no entry)"), "{}", e.message);
         let not_init = r#"{"type":"call","code":"exports.f = v => v"}"#;
         assert_eq!(compare_logs(&log(&[not_init]), &log(&[not_init])).unwrap_err().index, Some(0));
+    }
+
+    #[test]
+    fn a_prefix_compares_only_the_snapshot() {
+        let host = log(&[INIT_A, "{}", "[1]", "[2]"]);
+        let replay = log(&[INIT_B, "{}", "[1]"]);
+        compare_logs(&Prefix(&host, 3), &replay).unwrap();
+        assert_eq!(compare_logs(&Prefix(&host, 4), &replay).unwrap_err().index, Some(3));
+        assert_eq!(compare_logs(&Prefix(&host, 2), &replay).unwrap_err().index, Some(2));
     }
 
     #[test]
