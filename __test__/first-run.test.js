@@ -52,7 +52,7 @@ test('progress: on a terminal a bar with counts, rate and ETA, under 100 redraws
   assert.ok(r.stdout.length < 20000, `${r.stdout.length} bytes of output`)
   const total = BIG + 1 // the init entry and the calls
   assert.match(frames[frames.length - 1], new RegExp(`\\] ${total}/${total} entries`))
-  assert.match(r.stdout, new RegExp(`\\(${total} entries\\)`))
+  assert.match(r.stdout, new RegExp(`\\(snapshot at length ${total}\\)`))
   assert.match(r.stdout, new RegExp(`replayed ${total}/${total} entries`))
   assert.match(r.stdout, /VERIFIED/)
 })
