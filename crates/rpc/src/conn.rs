@@ -11,7 +11,6 @@ use futures_util::stream::SplitSink;
 use futures_util::{Sink, SinkExt, StreamExt};
 use percent_encoding::percent_decode;
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -22,11 +21,12 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::backend::{Call, Outcome};
+use crate::limits::Metered;
 use crate::queue::Job;
 use crate::server::{Mount, Shared, TaskGuard};
 use crate::wire::{self, ErrData, Entry, Incoming, Params};
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Metered>;
 
 /// Why the server closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -403,7 +403,7 @@ enum End {
 }
 
 /// Serve one accepted TCP connection until it closes.
-pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _live: LiveGuard, _task: TaskGuard) {
+pub(crate) async fn serve(shared: Arc<Shared>, tcp: Metered, refuse: bool, _live: LiveGuard, _task: TaskGuard) {
     let cfg = shared.config.clone();
     let ws_cfg = WebSocketConfig::default()
         .read_buffer_size(crate::config::WS_READ_BUFFER)
@@ -412,6 +412,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
 
     let mut target: Option<(String, String)> = None;
     #[allow(clippy::result_large_err)] // tungstenite's callback signature
+    let slot = tcp.slot.clone();
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if refuse {
             let mut r = ErrorResponse::new(Some("Too many connections".to_owned()));
@@ -427,6 +428,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
         _ => return,
     };
     let Some((path, user)) = target else { return };
+    slot.message_done(); // the upgrade request is done with
 
     let (close_tx, mut close_rx) = watch::channel(None::<CloseReason>);
     let conn_id = shared.register_conn(&path, close_tx);
@@ -456,6 +458,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
                 None => break End::Done,
                 Some(Ok(msg)) => {
                     last_rx = Instant::now();
+                    slot.message_done();
                     match msg {
                         Message::Text(t) => ctx.handle(t.as_bytes()),
                         Message::Binary(b) => ctx.handle(&b),

@@ -9,6 +9,7 @@ mod backend;
 mod client;
 mod config;
 mod conn;
+mod limits;
 mod queue;
 mod server;
 mod wire;
