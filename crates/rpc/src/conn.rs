@@ -235,7 +235,7 @@ impl Reply {
     }
 
     /// Answer without running (errors, handshake), unless it was a notification.
-    fn answer(self, f: impl FnOnce(&Value) -> String) {
+    pub(crate) fn answer(self, f: impl FnOnce(&Value) -> String) {
         let text = self.id.as_ref().map(f);
         self.finish(text);
     }
@@ -379,9 +379,28 @@ impl Ctx {
                 return reply.answer(|id| wire::std_error_reply(wire::INVALID_PARAMS, ErrData::None, id))
             }
         };
-        let job = Job { call: Call::new(req.method, params, self.user.clone()), reply };
-        if let Err(job) = mount.queue.push(job) {
-            job.reply.answer(|id| wire::error_reply(wire::SERVER_ERROR, "Error", ErrData::Str(wire::QUEUE_FULL), id));
+        let full = |job: Job| {
+            job.reply.answer(|id| wire::error_reply(wire::SERVER_ERROR, "Error", ErrData::Str(wire::QUEUE_FULL), id))
+        };
+        let Some(guard) = &mount.auth else {
+            let job = Job { call: Call::new(req.method, params, self.user.clone()), reply };
+            return mount.queue.push(job).unwrap_or_else(full);
+        };
+        // Signed mode (auth.rs): queued only if the signature and the sequence number hold.
+        let refuse = |reply: Reply, e: libvms_auth::call::CallError| {
+            let why = e.to_string();
+            reply.answer(|id| wire::error_reply(crate::auth::AUTH_REFUSED, crate::auth::AUTH_MESSAGE, ErrData::Str(&why), id))
+        };
+        let signed = match guard.verify(req.auth.as_ref(), &req.method, &params) {
+            Ok(s) => s,
+            Err(e) => return refuse(reply, e),
+        };
+        let mut call = Call::new(req.method, params, signed.caller_id());
+        call.auth = Some(signed);
+        match guard.sequence(Job { call, reply }, |job| mount.queue.push(job)) {
+            Ok(()) => {}
+            Err((job, Some(e))) => refuse(job.reply, e),
+            Err((job, None)) => full(job),
         }
     }
 }

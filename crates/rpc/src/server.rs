@@ -59,6 +59,8 @@ pub(crate) struct Mount {
     /// The handshake result, serialised once: `{"methods":[...], ...info}`.
     pub handshake: String,
     pub queue: Queue,
+    /// Signed mode's checks (auth.rs); `None` in debug mode.
+    pub(crate) auth: Option<crate::auth::Guard>,
     alive: AtomicBool,
     /// The queue's consumer until it is started (a mount made before `listen` waits for a runtime).
     worker: Mutex<Option<Worker>>,
@@ -80,11 +82,13 @@ impl Mount {
             serde_json::to_writer(&mut raw, &v).expect("values serialise");
         }
         raw.push(b'}');
+        let auth = backend.auth().map(crate::auth::Guard::new);
         let (queue, worker) = Queue::new(max_queue, backend);
         Mount {
             methods: methods.into_iter().collect(),
             handshake: String::from_utf8(raw).expect("serde_json writes UTF-8"),
             queue,
+            auth,
             alive: AtomicBool::new(true),
             worker: Mutex::new(Some(worker)),
         }
