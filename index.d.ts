@@ -185,7 +185,9 @@ export interface ReplayOptions {
  * call log (`{type:'call', call, result}`) and the caller hears its outcome once the entry is durable.
  */
 export class VM extends EventEmitter {
-  constructor (code: string)
+  /** `auth: 'signed'`: every RPC call must be signed (see README, Signed calls); default `'debug'`. */
+  constructor (code: string, opts?: { auth?: 'debug' | 'signed' })
+  readonly auth: 'debug' | 'signed'
   /** A fresh UUID v4. */
   readonly id: string
   code: string
@@ -233,7 +235,22 @@ export class Verifier {
   /** Resolves if both archives hold the same files with the same content (`/dat.json` ignored); otherwise rejects
    * with a VerificationError carrying `ArchiveMismatch` fields. */
   static compareArchives (a: DatArchive, b: DatArchive): Promise<void>
+  /** Resolves when `callLog` holds the signed call `receipt` names at `index` under that signed head; rejects with a
+   * VerificationError otherwise, or a ForkError (`ours`, `theirs`: both signed heads) when the log's signed tree
+   * disagrees with the receipt's. */
+  static checkReceipt (receipt: Receipt, callLog: CallLog): Promise<void>
+  /** Two heads validly signed by `key` with the same length and fork and different tree hashes. */
+  static isFork (key: Buffer, a: SignedHead, b: SignedHead): boolean
 }
+
+/** A log's signed tree head (hex strings). */
+export interface SignedHead { length: number, fork: number, treeHash: string, signature: string }
+/** What the reply to a signed call carries: the log's signed head at a length holding the call, the call's index, and
+ * `call`, the BLAKE2b-256 (hex) of the signed request. */
+export interface Receipt extends SignedHead { index: number, call: string }
+
+/** A new Ed25519 key pair for `new RPCClient({ keyPair })` (`secretKey`: 64 bytes, seed then public key). */
+export function generateKeyPair (): { publicKey: Buffer, secretKey: Buffer }
 
 /** What `provisionVM` returns (and what a factory script gets from `System.vms.provisionVM`). */
 export interface ProvisionedVMInfo { id: string, callLogUrl: string, filesArchiveUrl: string }
@@ -249,14 +266,15 @@ export interface VMMounter {
  * `<factory dir>/<id>` and is served at `/<id>`; a factory redeployed on the same dir brings back its live VMs.
  */
 export class VMFactory extends VM {
-  constructor (code: string, opts?: { maxVMs?: number })
+  constructor (code: string, opts?: { maxVMs?: number, auth?: 'debug' | 'signed' })
   readonly maxVMs: number
   /** The live VMs, by id. */
   VMs: Record<string, VM>
   readonly numVMs: number
   setRPCServer (server: VMMounter): void
   /** Rejects with CapacityError ("This host is at maximum capacity") at maxVMs, BadArgumentError for bad code. */
-  provisionVM (opts: { code: string, title?: string }): Promise<ProvisionedVMInfo>
+  /** `auth` defaults to the factory's own mode. */
+  provisionVM (opts: { code: string, title?: string, auth?: 'debug' | 'signed' }): Promise<ProvisionedVMInfo>
   shutdownVM (id: string): Promise<void>
   getVM (id: string): VM | undefined
 }
@@ -266,7 +284,7 @@ export type ErrorCode =
   | 'INVALID_SIGNATURE' | 'OUT_OF_BOUNDS' | 'NOT_WRITABLE' | 'CLOSED' | 'BAD_ARGUMENT' | 'ENCODING_ERROR'
   | 'INVALID_PROOF' | 'INTERNAL' | 'NOT_FOUND' | 'ENTRY_ALREADY_EXISTS' | 'PARENT_FOLDER_DOESNT_EXIST'
   | 'INVALID_PATH' | 'ARCHIVE_NOT_WRITABLE' | 'DEST_DIRECTORY_NOT_EMPTY' | 'INVALID_ENCODING'
-  | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED'
+  | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED' | 'FORK'
   | 'AT_CAPACITY' | 'USAGE' // raised by the JavaScript layer only
 
 /** Base class of every libvms error: `code` is stable, `name` is the class name. */
@@ -309,6 +327,13 @@ export interface RPCServerOptions {
   idleTimeout?: number
   handshakeTimeout?: number
   closeTimeout?: number
+  /** Most connections from one IP address; more are closed at once. Default 128. */
+  maxConnectionsPerAddress?: number
+  /** Most bytes of unfinished messages one IP address may hold beyond 64 KiB per connection; the connection that
+   * would pass it is dropped. Default 32 MiB. */
+  maxBufferedBytesPerAddress?: number
+  /** The same across all addresses. Default 256 MiB. */
+  maxBufferedBytes?: number
 }
 
 export class RPCServer {
@@ -335,8 +360,10 @@ export class RPCServer {
 export interface RPCWireError { code: number, message: string, data?: unknown }
 
 export class RPCClient extends EventEmitter {
-  /** `timeout`: reply timeout of each call in ms (default 5000). */
-  constructor (opts?: { timeout?: number })
+  /** `timeout`: reply timeout of each call in ms (default 5000). `keyPair`: sign every call (signed VMs). */
+  constructor (opts?: { timeout?: number, keyPair?: { publicKey: Buffer, secretKey: Buffer } })
+  /** The receipt of the latest signed call answered. */
+  lastReceipt: Receipt | null
   url: string | null
   /** The handshake result. `replicationPort`, when the server replicates, is also remembered as a peer
    * (`<this client's host>:<port>`) for `CallLog.fetch` and `new DatArchive(url)`. */
@@ -348,6 +375,7 @@ export class RPCClient extends EventEmitter {
   on (event: 'open' | 'ready', listener: () => void): this
   on (event: 'error', listener: (err: unknown) => void): this
   on (event: 'close', listener: (code: number, reason: string) => void): this
+  on (event: 'receipt', listener: (receipt: Receipt) => void): this
   /** One method per function exported by the VM (defined after the handshake). */
   [method: string]: any
 }
@@ -377,6 +405,8 @@ export namespace errors {
   export class VerificationError extends CodedError {}
   export class TimeoutError extends CodedError {}
   export class ConnectionError extends CodedError {}
+  /** Two validly signed heads of one log disagree (code FORK); `ours` and `theirs` are the heads. */
+  export class ForkError extends CodedError { ours: SignedHead; theirs: SignedHead }
   /** VMFactory at maxVMs (code AT_CAPACITY). */
   export class CapacityError extends CodedError {}
   /** Bad command line (code USAGE). */

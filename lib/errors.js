@@ -36,7 +36,8 @@ const CLASS_NAMES = {
   INVALID_ENCODING: 'InvalidEncodingError',
   VERIFICATION_MISMATCH: 'VerificationError',
   TIMEOUT: 'TimeoutError',
-  CONNECTION_FAILED: 'ConnectionError'
+  CONNECTION_FAILED: 'ConnectionError',
+  FORK: 'ForkError'
 }
 
 const classes = { LibvmsError }

@@ -19,8 +19,8 @@ const REGISTRY_FILE = 'vms.json'
 const DEFAULT_MAX_VMS = 100
 
 class VMFactory extends VM {
-  constructor (code, { maxVMs = DEFAULT_MAX_VMS } = {}) {
-    super(code)
+  constructor (code, { maxVMs = DEFAULT_MAX_VMS, auth } = {}) {
+    super(code, { auth })
     if (!Number.isSafeInteger(maxVMs) || maxVMs < 0) throw new BadArgumentError('maxVMs must be a non-negative integer')
     this.maxVMs = maxVMs
     /** The live VMs, by id. */
@@ -68,13 +68,15 @@ class VMFactory extends VM {
   }
 
   /** Deploy a new VM running `code` in `<factory dir>/<id>`. Nothing is left behind if it fails. */
-  async provisionVM ({ code, title } = {}) {
+  /** `auth`: 'debug' or 'signed' for the new VM (default: the factory's own mode). */
+  async provisionVM ({ code, title, auth = this.auth } = {}) {
     this._assertOpen()
     checkCode(code)
     if (title !== undefined && typeof title !== 'string') throw new BadArgumentError('VM title must be a string')
     if (this.numVMs + this._inFlight.size >= this.maxVMs) throw new CapacityError('This host is at maximum capacity')
 
-    const job = this._provision(code, title)
+    if (auth !== 'debug' && auth !== 'signed') throw new BadArgumentError("auth must be 'debug' or 'signed'")
+    const job = this._provision(code, title, auth)
     this._inFlight.add(job)
     try {
       return await job
@@ -83,12 +85,12 @@ class VMFactory extends VM {
     }
   }
 
-  async _provision (code, title) {
-    const vm = new VM(code)
+  async _provision (code, title, auth) {
+    const vm = new VM(code, { auth })
     const id = vm.id
     const dir = this._vmDir(id)
     // Registered before anything is created, so a crash mid-way is cleaned up on the next deploy.
-    this._setEntry(id, { state: 'provisioning', title, createdAt: new Date().toISOString() })
+    this._setEntry(id, { state: 'provisioning', title, ...(auth === 'signed' ? { auth } : {}), createdAt: new Date().toISOString() })
     try {
       await vm.deploy({ dir, title })
     } catch (e) {
@@ -140,7 +142,7 @@ class VMFactory extends VM {
       const dir = this._vmDir(id)
       let vm
       try {
-        vm = new VM(await latestCode(dir))
+        vm = new VM(await latestCode(dir), { auth: entry.auth === 'signed' ? 'signed' : 'debug' })
         vm.id = id
         await vm.deploy({ dir, title: entry.title, url: entry.filesArchiveUrl })
       } catch (e) {

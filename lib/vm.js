@@ -18,11 +18,15 @@ const FILES_DIR = 'files'
 const META_FILE = 'meta.json'
 
 class VM extends EventEmitter {
-  constructor (code) {
+  /** @param {{auth?: 'debug'|'signed'}} [opts] 'signed': every RPC call must be signed (see README, Signed calls). */
+  constructor (code, opts = {}) {
     super()
     if (typeof code !== 'string') throw new BadArgumentError('VM code must be a string')
+    const { auth = 'debug' } = opts || {}
+    if (auth !== 'debug' && auth !== 'signed') throw new BadArgumentError("auth must be 'debug' or 'signed'")
     this.id = crypto.randomUUID()
     this.code = code
+    this.auth = auth
     this.dir = null
     this.exports = null
     this.filesArchive = null
@@ -55,7 +59,8 @@ class VM extends EventEmitter {
       // A restart starts the script afresh: the log says so, so a replay does the same at this point.
       const restart = { type: 'restart' }
       const logged = await this._loggedCode()
-      if (logged !== this.code) restart.code = this.code
+      if (logged.code !== this.code) restart.code = this.code
+      if (logged.auth !== this.auth) restart.auth = this.auth
       await this.callLog.append(restart)
     } else {
       await this._create(dir, title)
@@ -82,8 +87,8 @@ class VM extends EventEmitter {
    * the log length that holds the entry. `argsParsed`: `args` come fresh from JSON.parse and nothing else holds
    * them (an RPC call), so the method may have them as they are.
    */
-  _start ({ methodName, args = [], userId } = {}, argsParsed = false) {
-    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed))
+  _start ({ methodName, args = [], userId, extra } = {}, argsParsed = false) {
+    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed, extra))
   }
 
   /** Close the archive and the log (after the running call). Idempotent. */
@@ -102,7 +107,9 @@ class VM extends EventEmitter {
     if (init.filesArchiveUrl !== filesArchiveUrl) {
       throw new BadArgumentError(`Mismatched files archive URL: the log names ${init.filesArchiveUrl}, not ${filesArchiveUrl}`)
     }
-    const vm = new VM(init.code)
+    // A signed VM's log is audited first: the first entry with a wrong signature or sequence number is named.
+    await callLog._audit()
+    const vm = new VM(init.code, { auth: init.auth === 'signed' ? 'signed' : 'debug' })
     let target = dir
     if (!target) {
       target = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-replay-'))
@@ -134,7 +141,7 @@ class VM extends EventEmitter {
     if (entry && entry.type === 'call' && entry.call) {
       const { methodName, args = [], userId } = entry.call
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
-      const outcome = await this._queue.push(() => this._execute(methodName, args, userId)).catch(() => null)
+      const outcome = await this._queue.push(() => this._execute(methodName, args, userId, false, entry.auth === undefined ? undefined : { auth: entry.auth })).catch(() => null)
       if (outcome) this._pending.track(outcome.durable)
     } else if (entry && entry.type === 'restart') {
       if (typeof entry.code === 'string') this.code = entry.code
@@ -150,7 +157,7 @@ class VM extends EventEmitter {
     fs.mkdirSync(dir, { recursive: true })
     this.dir = dir
     this.filesArchive = await DatArchive.create({ localPath: path.join(dir, FILES_DIR), title })
-    this.callLog = await CallLog.create(path.join(dir, CALL_LOG_DIR), this.code, this.filesArchive.url)
+    this.callLog = await CallLog.create(path.join(dir, CALL_LOG_DIR), this.code, this.filesArchive.url, { auth: this.auth })
     writeMeta(dir, { title, url: this.filesArchive.url })
   }
 
@@ -161,12 +168,16 @@ class VM extends EventEmitter {
     this.callLog = await CallLog.open(path.join(dir, CALL_LOG_DIR))
   }
 
+  /** The code and the auth mode the log says the VM runs now. */
   async _loggedCode () {
     let code = null
+    let auth = 'debug'
     for await (const entry of this.callLog.entries()) {
       if (entry.type === 'init' || (entry.type === 'restart' && typeof entry.code === 'string')) code = entry.code
+      if (entry.type === 'init') auth = entry.auth === 'signed' ? 'signed' : 'debug'
+      if (entry.type === 'restart' && typeof entry.auth === 'string') auth = entry.auth
     }
-    return code
+    return { code, auth }
   }
 
   _evaluate () {
@@ -175,7 +186,7 @@ class VM extends EventEmitter {
     this._system = System
   }
 
-  async _execute (methodName, args, userId, argsParsed = false) {
+  async _execute (methodName, args, userId, argsParsed = false, extra = undefined) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
     // The log keeps the arguments as they were passed (the method may change them), and the method sees exactly
@@ -196,6 +207,8 @@ class VM extends EventEmitter {
       err = e
     }
     const entry = { userId, methodName, filesVersion: this.filesArchive.version, err: undefined }
+    // A signed call's signature members (crates/auth `entry_fields`: `auth`), kept beside the call.
+    if (extra) Object.assign(entry, extra)
     let resJSON
     try {
       if (threw) entry.err = err == null ? String(err) : err

@@ -15,7 +15,7 @@ function parseArg (text) {
 
 module.exports = {
   summary: 'call one method of a VM and print its result as JSON',
-  usage: 'Usage: libvms call URL METHOD [ARG...] [--user USER] [--timeout MS]',
+  usage: 'Usage: libvms call URL METHOD [ARG...] [--user USER] [--key FILE] [--timeout MS]',
   options: CLIENT_OPTIONS,
   more: [
     'Each ARG is parsed as JSON (5, true, \'"text"\', \'{"a":1}\'); an ARG that is not valid JSON is passed as a string.',

@@ -21,7 +21,8 @@ const SERVE_OPTIONS = {
   'replication-port': { type: 'string', arg: 'PORT', help: 'TCP port serving the call log and files archive to auditors over the Hypercore protocol (default: any free port; named in the RPC handshake)' },
   dir: { type: 'string', arg: 'DIR', help: 'data directory (default ./<script name>.libvms)' },
   title: { type: 'string', arg: 'TITLE', help: 'title of the VM and its files archive (default: the script\'s file name)' },
-  debug: { type: 'boolean', short: 'd', help: 'debug mode: callers name themselves with ?user= (the only mode for now)' },
+  debug: { type: 'boolean', short: 'd', help: 'debug mode (the default): callers name themselves with ?user=' },
+  signed: { type: 'boolean', help: 'production mode: every call must be signed (libvms call --key FILE); callers are their public keys' },
   utp: { type: 'boolean' }, // NodeVMS 1.x: peer discovery; accepted, no effect yet
   'no-utp': { type: 'boolean' },
   version: { type: 'boolean', short: 'v' }
@@ -53,7 +54,8 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
   const stop = stopSignal(io)
 
   const replicationPort = intOption(values, 'replication-port', 0)
-  const vm = factory ? new VMFactory(code, { maxVMs }) : new VM(code)
+  const auth = values.signed ? 'signed' : 'debug'
+  const vm = factory ? new VMFactory(code, { maxVMs, auth }) : new VM(code, { auth })
   let server = null
   let replication = null
   try {

@@ -208,3 +208,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use super::*;
+
+    /// The README's wire-format test vector, read from the README itself so the two cannot drift apart.
+    #[test]
+    fn readme_test_vector() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        let field = |name: &str| -> String {
+            let line = readme.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("README lacks {name}"));
+            line[name.len()..].trim().to_owned()
+        };
+        let seed = hex::decode(field("secret key seed")).unwrap();
+        let public = field("public key");
+        let log_key: [u8; 32] = hex::decode(field("log key")).unwrap().try_into().unwrap();
+        let request: Value = serde_json::from_str(&field("request")).unwrap();
+        let signed = SignedCall::from_json(&request["auth"]).unwrap();
+        let args = request["params"].as_array().unwrap();
+        let method = request["method"].as_str().unwrap();
+        assert_eq!(hex::encode(signed_bytes(&log_key, signed.seq, method, args).unwrap()), field("signed bytes"));
+        let ours = sign(&seed, &log_key, signed.seq, method, args).unwrap();
+        assert_eq!(hex::encode(ours.key), public);
+        assert_eq!(hex::encode(ours.sig), field("signature"));
+        assert_eq!(ours, signed);
+        signed.verify(&log_key, method, args).unwrap();
+    }
+}

@@ -12,6 +12,6 @@ pub mod call;
 pub mod jcs;
 pub mod receipt;
 
-pub use audit::Audit;
+pub use audit::{walk, Audit};
 pub use call::{entry_fields, generate_key_pair, signed_bytes, SignedCall, MAX_SEQ};
 pub use receipt::{check_fork, Head, Receipt};

@@ -60,6 +60,8 @@ codes! {
     // Network.
     Timeout => "TIMEOUT",
     ConnectionFailed => "CONNECTION_FAILED",
+    /// Two validly signed heads of one log with the same length and fork disagree: the host rewrote history.
+    Fork => "FORK",
 }
 
 impl fmt::Display for ErrorCode {
@@ -145,6 +147,7 @@ pub mod err {
         mismatch => VerificationMismatch,
         timeout => Timeout,
         connection => ConnectionFailed,
+        fork => Fork,
     }
 }
 
