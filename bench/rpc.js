@@ -56,7 +56,8 @@ async function echoServer () {
 async function main () {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-bench-rpc-'))
   const rows = []
-  const server = new RPCServer()
+  // Every client here comes from 127.0.0.1: lift the per-address bound (default 128) above the ~130 clients opened.
+  const server = new RPCServer({ maxConnectionsPerAddress: 1024 })
   const vms = []
   const clients = []
   try {

@@ -430,8 +430,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: Metered, refuse: bool, _live
         .max_frame_size(Some(cfg.max_message_bytes));
 
     let mut target: Option<(String, String)> = None;
-    #[allow(clippy::result_large_err)] // tungstenite's callback signature
     let slot = tcp.slot.clone();
+    #[allow(clippy::result_large_err)] // tungstenite's callback signature
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if refuse {
             let mut r = ErrorResponse::new(Some("Too many connections".to_owned()));
