@@ -198,9 +198,12 @@ export interface VMLimits {
 }
 
 export class VM extends EventEmitter {
-  constructor (code: string, opts?: { limits?: VMLimits })
+  /** `limits`: see Sandbox in the README. `auth: 'signed'`: every RPC call must be signed (see README, Signed
+   * calls); default `'debug'`. */
+  constructor (code: string, opts?: { limits?: VMLimits, auth?: 'debug' | 'signed' })
   /** The limits in force (defaults filled in). */
   readonly limits: Required<VMLimits>
+  readonly auth: 'debug' | 'signed'
   /** A fresh UUID v4. */
   readonly id: string
   code: string
@@ -285,7 +288,22 @@ export class Verifier {
   /** Resolves if both archives hold the same files with the same content (`/dat.json` ignored); otherwise rejects
    * with a VerificationError carrying `ArchiveMismatch` fields. */
   static compareArchives (a: DatArchive, b: DatArchive): Promise<void>
+  /** Resolves when `callLog` holds the signed call `receipt` names at `index` under that signed head; rejects with a
+   * VerificationError otherwise, or a ForkError (`ours`, `theirs`: both signed heads) when the log's signed tree
+   * disagrees with the receipt's. */
+  static checkReceipt (receipt: Receipt, callLog: CallLog): Promise<void>
+  /** Two heads validly signed by `key` with the same length and fork and different tree hashes. */
+  static isFork (key: Buffer, a: SignedHead, b: SignedHead): boolean
 }
+
+/** A log's signed tree head (hex strings). */
+export interface SignedHead { length: number, fork: number, treeHash: string, signature: string }
+/** What the reply to a signed call carries: the log's signed head at a length holding the call, the call's index, and
+ * `call`, the BLAKE2b-256 (hex) of the signed request. */
+export interface Receipt extends SignedHead { index: number, call: string }
+
+/** A new Ed25519 key pair for `new RPCClient({ keyPair })` (`secretKey`: 64 bytes, seed then public key). */
+export function generateKeyPair (): { publicKey: Buffer, secretKey: Buffer }
 
 /** What `provisionVM` returns (and what a factory script gets from `System.vms.provisionVM`). */
 export interface ProvisionedVMInfo {
@@ -308,7 +326,7 @@ export interface VMMounter {
  */
 export class VMFactory extends VM {
   /** `limits`: the factory script's own; `vmLimits`: the most a provisioned VM gets (the host's policy). */
-  constructor (code: string, opts?: { maxVMs?: number, limits?: VMLimits, vmLimits?: VMLimits })
+  constructor (code: string, opts?: { maxVMs?: number, limits?: VMLimits, vmLimits?: VMLimits, auth?: 'debug' | 'signed' })
   readonly maxVMs: number
   readonly vmLimits: Required<VMLimits>
   /** The live VMs, by id. */
@@ -318,7 +336,8 @@ export class VMFactory extends VM {
    * also returns each VM's `rpcUrl`. */
   setRPCServer (server: VMMounter, opts?: { url?: string }): void
   /** Rejects with CapacityError ("This host is at maximum capacity") at maxVMs, BadArgumentError for bad code. */
-  provisionVM (opts: { code: string, title?: string, limits?: VMLimits }): Promise<ProvisionedVMInfo>
+  /** `auth` defaults to the factory's own mode. */
+  provisionVM (opts: { code: string, title?: string, limits?: VMLimits, auth?: 'debug' | 'signed' }): Promise<ProvisionedVMInfo>
   shutdownVM (id: string): Promise<void>
   getVM (id: string): VM | undefined
 }
@@ -328,7 +347,7 @@ export type ErrorCode =
   | 'INVALID_SIGNATURE' | 'OUT_OF_BOUNDS' | 'NOT_WRITABLE' | 'CLOSED' | 'BAD_ARGUMENT' | 'ENCODING_ERROR'
   | 'INVALID_PROOF' | 'INTERNAL' | 'NOT_FOUND' | 'ENTRY_ALREADY_EXISTS' | 'PARENT_FOLDER_DOESNT_EXIST'
   | 'INVALID_PATH' | 'ARCHIVE_NOT_WRITABLE' | 'DEST_DIRECTORY_NOT_EMPTY' | 'INVALID_ENCODING'
-  | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED' | 'LIMIT_EXCEEDED'
+  | 'VERIFICATION_MISMATCH' | 'TIMEOUT' | 'CONNECTION_FAILED' | 'LIMIT_EXCEEDED' | 'FORK'
   | 'AT_CAPACITY' | 'USAGE' // raised by the JavaScript layer only
 
 /** Base class of every libvms error: `code` is stable, `name` is the class name. */
@@ -372,6 +391,13 @@ export interface RPCServerOptions {
   idleTimeout?: number
   handshakeTimeout?: number
   closeTimeout?: number
+  /** Most connections from one IP address; more are closed at once. Default 128. */
+  maxConnectionsPerAddress?: number
+  /** Most bytes of unfinished messages one IP address may hold beyond 64 KiB per connection; the connection that
+   * would pass it is dropped. Default 32 MiB. */
+  maxBufferedBytesPerAddress?: number
+  /** The same across all addresses. Default 256 MiB. */
+  maxBufferedBytes?: number
 }
 
 export class RPCServer {
@@ -398,8 +424,10 @@ export class RPCServer {
 export interface RPCWireError { code: number, message: string, data?: unknown }
 
 export class RPCClient extends EventEmitter {
-  /** `timeout`: reply timeout of each call in ms (default 5000). */
-  constructor (opts?: { timeout?: number })
+  /** `timeout`: reply timeout of each call in ms (default 5000). `keyPair`: sign every call (signed VMs). */
+  constructor (opts?: { timeout?: number, keyPair?: { publicKey: Buffer, secretKey: Buffer } })
+  /** The receipt of the latest signed call answered. */
+  lastReceipt: Receipt | null
   // Typed as connected: programs use these after `await client.connect(...)`; null before.
   url: string
   /** The handshake result. `replicationPort`, when the server replicates, is also remembered as a peer
@@ -412,6 +440,7 @@ export class RPCClient extends EventEmitter {
   on (event: 'open' | 'ready', listener: () => void): this
   on (event: 'error', listener: (err: unknown) => void): this
   on (event: 'close', listener: (code: number, reason: string) => void): this
+  on (event: 'receipt', listener: (receipt: Receipt) => void): this
   /** One method per function exported by the VM (defined after the handshake). */
   [method: string]: any
 }
@@ -443,6 +472,8 @@ export namespace errors {
   export class ConnectionError extends CodedError {}
   /** A VM call stopped by a limit; `stopped` names it ('callTimeoutMs', 'memoryMb', 'shutdown'). */
   export class LimitError extends CodedError { stopped?: string }
+  /** Two validly signed heads of one log disagree (code FORK); `ours` and `theirs` are the heads. */
+  export class ForkError extends CodedError { ours: SignedHead; theirs: SignedHead }
   /** VMFactory at maxVMs (code AT_CAPACITY). */
   export class CapacityError extends CodedError {}
   /** Bad command line (code USAGE). */

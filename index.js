@@ -21,5 +21,7 @@ module.exports = {
   RPCClient,
   ReplicationHost,
   addPeer: peers.addPeer,
+  /** A new Ed25519 key pair `{ publicKey, secretKey }` (Buffers) for `new RPCClient({ keyPair })`. */
+  generateKeyPair: () => require('./lib/native').generateKeyPair(),
   errors
 }

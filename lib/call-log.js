@@ -35,13 +35,13 @@ class CallLog extends EventEmitter {
   }
 
   /** Create a new log in `dir` whose entry 0 is `{type:'init', code, filesArchiveUrl}`. */
-  static async create (dir, code, filesArchiveUrl) {
+  static async create (dir, code, filesArchiveUrl, opts = {}) {
     checkDir(dir)
     if (typeof code !== 'string') throw new BadArgumentError('code must be a string')
     await fs.promises.mkdir(dir, { recursive: true })
     const log = new CallLog(wrapNative(() => native.NativeLog.create(path.resolve(dir))), dir)
     try {
-      await log.appendInit({ code, filesArchiveUrl })
+      await log.appendInit({ code, filesArchiveUrl, auth: opts && opts.auth })
     } catch (e) {
       await log.close()
       throw e
@@ -205,8 +205,15 @@ class CallLog extends EventEmitter {
     appended.then(batch.sent.resolve, batch.sent.reject)
   }
 
-  appendInit ({ code, filesArchiveUrl } = {}) {
-    return this.append({ type: 'init', code, filesArchiveUrl })
+  appendInit ({ code, filesArchiveUrl, auth } = {}) {
+    // Signed mode is recorded in the init entry; debug mode's entry stays as it always was.
+    return this.append(auth === 'signed' ? { type: 'init', code, filesArchiveUrl, auth } : { type: 'init', code, filesArchiveUrl })
+  }
+
+  /** Check every signed call (crates/auth): a VerificationError names the first bad entry. Resolves with whether the
+   * log ends in signed mode. */
+  _audit () {
+    return wrapNative(() => native.auditLog(this._live()))
   }
 
   /**

@@ -37,7 +37,8 @@ const CLASS_NAMES = {
   VERIFICATION_MISMATCH: 'VerificationError',
   TIMEOUT: 'TimeoutError',
   CONNECTION_FAILED: 'ConnectionError',
-  LIMIT_EXCEEDED: 'LimitError'
+  LIMIT_EXCEEDED: 'LimitError',
+  FORK: 'ForkError'
 }
 
 const classes = { LibvmsError }

@@ -5,14 +5,24 @@ const { EventEmitter } = require('node:events')
 
 const native = require('./native')
 const { addPeer } = require('./peers')
-const { wrapNative, fromNative, BadArgumentError, ClosedError } = require('./errors')
+const { wrapNative, fromNative, BadArgumentError, ClosedError, EncodingError } = require('./errors')
 
 const DEFAULT_TIMEOUT = 5e3
 
 class RPCClient extends EventEmitter {
-  /** @param {{timeout?: number}} [opts] reply timeout of every call in ms (default 5000, as nodevms-client). */
+  /**
+   * @param {{timeout?: number, keyPair?: {publicKey: Buffer, secretKey: Buffer}}} [opts] reply timeout of every call
+   *   in ms (default 5000, as nodevms-client); `keyPair` (from `generateKeyPair()`) signs every call.
+   */
   constructor (opts = {}) {
     super()
+    const keyPair = opts && opts.keyPair
+    if (keyPair != null && (!keyPair.secretKey || ![32, 64].includes(keyPair.secretKey.length))) {
+      throw new BadArgumentError('keyPair.secretKey must be a 32- or 64-byte Ed25519 secret key')
+    }
+    this._secretKey = keyPair ? Buffer.from(keyPair.secretKey) : null
+    /** The receipt of the latest signed call answered (see README, Receipts). */
+    this.lastReceipt = null
     this.url = null
     this.backendInfo = null
     this._timeout = (opts && opts.timeout) || DEFAULT_TIMEOUT
@@ -33,7 +43,8 @@ class RPCClient extends EventEmitter {
     try {
       const user = opts && opts.user != null ? String(opts.user) : null
       const calls = new Map()
-      const conn = await wrapNative(() => native.rpcOpen(url, user, this._timeout, () => settle(conn, calls)))
+      const conn = await wrapNative(() => native.rpcOpen(url, user, this._timeout, () => settle(conn, calls, this)))
+      if (this._secretKey) wrapNative(() => conn.setSecretKey(this._secretKey))
       this._conn = conn
       this._calls = calls
       this.url = url
@@ -64,6 +75,10 @@ class RPCClient extends EventEmitter {
   call (method, args = []) {
     const { _conn: conn, _calls: calls } = this
     if (!conn) return Promise.reject(new ClosedError('RPC client is not connected'))
+    if (this._secretKey) {
+      const bad = uncanonical(args)
+      if (bad) return Promise.reject(new EncodingError(`cannot sign ${method}: ${bad} has no canonical JSON form`))
+    }
     return new Promise((resolve, reject) => {
       const token = this._nextToken
       this._nextToken = (token + 1) >>> 0
@@ -85,7 +100,7 @@ class RPCClient extends EventEmitter {
     conn.closed().then((info) => {
       if (this._conn === conn) this._conn = null
       // Every reply is queued by now; a call made as the connection went down may still be waiting.
-      settle(conn, calls)
+      settle(conn, calls, this)
       for (const p of calls.values()) p.reject(new ClosedError('the connection closed before the reply'))
       calls.clear()
       if (info.error && this.listenerCount('error') > 0) this.emit('error', new ClosedError(info.error))
@@ -95,15 +110,36 @@ class RPCClient extends EventEmitter {
 }
 
 /** Settle the calls whose replies have arrived (native calls back when some are waiting). */
-function settle (conn, calls) {
+function settle (conn, calls, client) {
   for (const r of conn.takeReplies()) {
     const p = calls.get(r.token)
     if (!p) continue
     calls.delete(r.token)
+    if (r.receipt != null) {
+      client.lastReceipt = JSON.parse(r.receipt)
+      client.emit('receipt', client.lastReceipt)
+    }
     if (r.error != null) p.reject(fromNative(new Error(r.error)))
     else if (!r.ok) p.reject(JSON.parse(r.json))
     else p.resolve(r.json == null ? undefined : JSON.parse(r.json))
   }
+}
+
+/**
+ * What RFC 8785 cannot represent, so a signing client refuses it rather than sign something else: -0, NaN and
+ * infinities, lone surrogates (in strings and member names). Returns a description, or null.
+ */
+function uncanonical (v, seen = new Set()) {
+  if (typeof v === 'number') return Object.is(v, -0) ? '-0' : Number.isFinite(v) ? null : String(v)
+  if (typeof v === 'string') return v.isWellFormed() ? null : 'a lone surrogate'
+  if (v === null || typeof v !== 'object' || seen.has(v)) return null
+  if (typeof v.toJSON === 'function') return null
+  seen.add(v)
+  for (const k of Object.keys(v)) {
+    const bad = (Array.isArray(v) ? null : uncanonical(k)) || uncanonical(v[k], seen)
+    if (bad) return bad
+  }
+  return null
 }
 
 /**

@@ -57,11 +57,13 @@ class RPCServer {
       // Both are open (the VM is deployed), so adding them does not wait on anything.
       for (const source of [vm.callLog, vm.filesArchive]) host.add(source).catch((e) => debug(`not replicating ${path}: ${e.message}`))
     }
-    const reply = (ticket, outcomes, durableAt) => this._native.reply(ticket, outcomes, durableAt)
+    const reply = (ticket, outcomes, durableAt, indexes) => this._native.reply(ticket, outcomes, durableAt, indexes)
     // A VM's replies wait in Rust for their log entries to be durable; anything else replies when it is done.
     const log = typeof vm._start === 'function' ? vm.callLog._core : undefined
     if (log) vm.callLog._commitOffThread()
-    wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm, reply), log))
+    // A signed VM's calls are checked in Rust against its log's key and each caller's last sequence number there.
+    const signed = vm.auth === 'signed'
+    wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm, reply), log, signed))
   }
 
   /** Start this server's own replication host on `hosts` (the RPC interfaces), and name it in earlier mounts. */
@@ -150,15 +152,20 @@ function exportedMethods (exports) {
 function backend (vm, reply) {
   return (ticket, callsJson) => {
     let durableAt = 0
-    const endings = JSON.parse(callsJson).map(([methodName, paramsJson, userId]) => {
+    // Signed calls (a 4th member: their entry's extra members, see crates/auth `entry_fields`) get receipts, which
+    // name each call's log index.
+    let indexes = null
+    const calls = JSON.parse(callsJson)
+    const endings = calls.map(([methodName, paramsJson, userId, extra], i) => {
       let running
       try {
-        running = start(vm, { methodName, args: JSON.parse(paramsJson), userId }, paramsJson)
+        running = start(vm, { methodName, args: JSON.parse(paramsJson), userId, extra }, paramsJson)
       } catch (e) {
         return thrown(e)
       }
       return running.then((outcome) => {
         durableAt = Math.max(durableAt, outcome.durableAt)
+        if (extra) (indexes || (indexes = new Array(calls.length).fill(0)))[i] = outcome.durableAt - 1
         // A failed commit reaches the caller through Rust's wait for durableAt.
         outcome.durable.catch(() => {})
         if (outcome.threw) return thrown(outcome.value)
@@ -166,7 +173,7 @@ function backend (vm, reply) {
         return outcome.resJSON === undefined ? '["u"]' : '["v",' + outcome.resJSON + ']'
       }).catch(thrown)
     })
-    Promise.all(endings).then((list) => reply(ticket, '[' + list.join(',') + ']', durableAt))
+    Promise.all(endings).then((list) => reply(ticket, '[' + list.join(',') + ']', durableAt, indexes ? JSON.stringify(indexes) : undefined))
   }
 }
 

@@ -3,7 +3,7 @@
 const native = require('./native')
 const CallLog = require('./call-log')
 const DatArchive = require('./dat-archive')
-const { BadArgumentError, VerificationError, wrapNative } = require('./errors')
+const { BadArgumentError, VerificationError, ForkError, wrapNative } = require('./errors')
 
 // Paths quoted in an archive mismatch message (the error object carries all of them).
 const MESSAGE_PATHS = 10
@@ -21,6 +21,10 @@ class Verifier {
       throw new BadArgumentError('compareLogs: length must be a non-negative integer')
     }
     try {
+      // A signed VM's log: every call's signature and sequence number, first (crates/auth; a no-op in debug mode).
+      // `a` is the log under audit; a replay (`b`) has a key of its own, and its entries must equal `a`'s anyway.
+      await a._audit()
+      if (b.key.equals(a.key)) await b._audit()
       await wrapNative(() => native.compareLogs(na, nb, length))
     } catch (e) {
       if (!(e instanceof VerificationError) || e.index === undefined) throw e
@@ -38,6 +42,30 @@ class Verifier {
     if (!(archive instanceof DatArchive)) throw new BadArgumentError('checkArchiveStorage: archive must be a DatArchive')
     const d = await archive._open()
     await wrapNative(() => d.verifyStorage())
+  }
+
+  /**
+   * Resolves when `callLog` (the host's, a fetched replica or a local copy) holds the signed call that `receipt`
+   * (`{index, length, fork, treeHash, signature, call}`) names, at `index`, under that signed head. Rejects with a
+   * VerificationError otherwise, and with a ForkError (carrying both heads, `ours` and `theirs`) when the log's own
+   * signed tree disagrees with the receipt's validly signed head: proof that the host rewrote history.
+   */
+  static async checkReceipt (receipt, callLog) {
+    if (!(callLog instanceof CallLog)) throw new BadArgumentError('checkReceipt: callLog must be a CallLog')
+    if (!receipt || typeof receipt !== 'object') throw new BadArgumentError('checkReceipt: receipt must be an object')
+    const out = await wrapNative(() => native.checkReceipt(JSON.stringify(receipt), callLog._live()))
+    if (out === null) return
+    const { code, message, ours, theirs } = JSON.parse(out)
+    if (code === 'FORK') throw new ForkError(message, { ours, theirs })
+    throw new VerificationError(message)
+  }
+
+  /**
+   * Whether two heads (`{length, fork, treeHash, signature}`, e.g. two receipts) are both validly signed by `key`
+   * (the log's key, a Buffer) with the same length and fork and different tree hashes: a fork.
+   */
+  static isFork (key, a, b) {
+    return wrapNative(() => native.isFork(key, JSON.stringify(a), JSON.stringify(b)))
   }
 
   /**

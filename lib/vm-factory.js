@@ -22,10 +22,11 @@ const DEFAULT_MAX_VMS = 100
 class VMFactory extends VM {
   /**
    * `limits`: the factory script's own; `vmLimits`: the host's policy for provisioned VMs (the most a VM may get;
-   * defaults as for any VM). A provision may ask for less, never for more.
+   * defaults as for any VM). A provision may ask for less, never for more. `auth`: the factory's mode, and its VMs'
+   * by default.
    */
-  constructor (code, { maxVMs = DEFAULT_MAX_VMS, limits, vmLimits } = {}) {
-    super(code, { limits })
+  constructor (code, { maxVMs = DEFAULT_MAX_VMS, limits, vmLimits, auth } = {}) {
+    super(code, { limits, auth })
     if (!Number.isSafeInteger(maxVMs) || maxVMs < 0) throw new BadArgumentError('maxVMs must be a non-negative integer')
     this.maxVMs = maxVMs
     this.vmLimits = resolveLimits(vmLimits)
@@ -82,14 +83,16 @@ class VMFactory extends VM {
   }
 
   /** Deploy a new VM running `code` in `<factory dir>/<id>`. Nothing is left behind if it fails. */
-  async provisionVM ({ code, title, limits } = {}) {
+  /** `auth`: 'debug' or 'signed' for the new VM (default: the factory's own mode). */
+  async provisionVM ({ code, title, limits, auth = this.auth } = {}) {
     this._assertOpen()
     checkCode(code)
     if (title !== undefined && typeof title !== 'string') throw new BadArgumentError('VM title must be a string')
     const granted = this._grant(limits)
     if (this.numVMs + this._inFlight.size >= this.maxVMs) throw new CapacityError('This host is at maximum capacity')
 
-    const job = this._provision(code, title, granted)
+    if (auth !== 'debug' && auth !== 'signed') throw new BadArgumentError("auth must be 'debug' or 'signed'")
+    const job = this._provision(code, title, granted, auth)
     this._inFlight.add(job)
     try {
       return await job
@@ -106,12 +109,12 @@ class VMFactory extends VM {
     return granted
   }
 
-  async _provision (code, title, limits) {
-    const vm = new VM(code, { limits })
+  async _provision (code, title, limits, auth) {
+    const vm = new VM(code, { limits, auth })
     const id = vm.id
     const dir = this._vmDir(id)
     // Registered before anything is created, so a crash mid-way is cleaned up on the next deploy.
-    this._setEntry(id, { state: 'provisioning', title, limits, createdAt: new Date().toISOString() })
+    this._setEntry(id, { state: 'provisioning', title, limits, ...(auth === 'signed' ? { auth } : {}), createdAt: new Date().toISOString() })
     try {
       await vm.deploy({ dir, title })
     } catch (e) {
@@ -165,7 +168,7 @@ class VMFactory extends VM {
       const dir = this._vmDir(id)
       let vm
       try {
-        vm = new VM(await latestCode(dir), { limits: this._grant(entry.limits) })
+        vm = new VM(await latestCode(dir), { limits: this._grant(entry.limits), auth: entry.auth === 'signed' ? 'signed' : 'debug' })
         vm.id = id
         // A brought-back VM whose init throws still serves; the factory passes the warning on.
         vm.on('warning', (w) => {

@@ -22,13 +22,18 @@ const META_FILE = 'meta.json'
 const REPLAY_WINDOW = 256 // calls a replay keeps queued ahead
 
 class VM extends EventEmitter {
-  /** `limits`: `{callTimeoutMs, memoryMb}` for the script (see lib/sandbox; defaults 10 s, 256 MB). */
-  constructor (code, { limits } = {}) {
+  /**
+   * `limits`: `{callTimeoutMs, memoryMb}` for the script (see lib/sandbox; defaults 10 s, 256 MB). `auth`: 'debug'
+   * (default) or 'signed': every RPC call must be signed (see README, Signed calls).
+   */
+  constructor (code, { limits, auth = 'debug' } = {}) {
     super()
     if (typeof code !== 'string') throw new BadArgumentError('VM code must be a string')
+    if (auth !== 'debug' && auth !== 'signed') throw new BadArgumentError("auth must be 'debug' or 'signed'")
     this.limits = resolveLimits(limits)
     this.id = crypto.randomUUID()
     this.code = code
+    this.auth = auth
     this.dir = null
     this.exports = null
     this.filesArchive = null
@@ -69,7 +74,8 @@ class VM extends EventEmitter {
       // A restart starts the script afresh: the log says so, so a replay does the same at this point.
       const restart = { type: 'restart' }
       const logged = await this._loggedCode()
-      if (logged !== this.code) restart.code = this.code
+      if (logged.code !== this.code) restart.code = this.code
+      if (logged.auth !== this.auth) restart.auth = this.auth
       await this.callLog.append(restart)
     } else {
       if (clearUnfinishedCreate(dir, FILES_DIR, CALL_LOG_DIR)) debug('%s: removed a create that a crash cut short', dir)
@@ -111,9 +117,9 @@ class VM extends EventEmitter {
    * the log length that holds the entry. `argsParsed`: `args` come fresh from JSON.parse and nothing else holds
    * them (an RPC call), so the method may have them as they are.
    */
-  _start ({ methodName, args = [], userId } = {}, argsParsed = false) {
+  _start ({ methodName, args = [], userId, extra } = {}, argsParsed = false) {
     const early = this._send(methodName, args, userId)
-    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early))
+    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early, extra))
   }
 
   /**
@@ -161,9 +167,11 @@ class VM extends EventEmitter {
     if (init.filesArchiveUrl !== filesArchiveUrl) {
       throw new BadArgumentError(`Mismatched files archive URL: the log names ${init.filesArchiveUrl}, not ${filesArchiveUrl}`)
     }
+    // A signed VM's log is audited first: the first entry with a wrong signature or sequence number is named.
+    await callLog._audit()
     // A folder holding an earlier replica of this log is replayed afresh; anything else there is refused.
     if (dir) await clearReplica(dir, callLog.url, { meta: META_FILE, log: CALL_LOG_DIR, parts: [FILES_DIR, CALL_LOG_DIR] })
-    const vm = new VM(init.code)
+    const vm = new VM(init.code, { auth: init.auth === 'signed' ? 'signed' : 'debug' })
     let target = dir
     if (!target) {
       target = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-replay-'))
@@ -209,7 +217,7 @@ class VM extends EventEmitter {
       const { methodName, args = [], userId } = entry.call
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
       const early = this._send(methodName, args, userId)
-      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early))
+      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early, entry.auth === undefined ? undefined : { auth: entry.auth }))
         .then((outcome) => this._pending.track(outcome.durable), () => {})
       if (this._queue.pending > REPLAY_WINDOW) await run
     } else if (entry && entry.type === 'restart') {
@@ -228,7 +236,7 @@ class VM extends EventEmitter {
     fs.mkdirSync(dir, { recursive: true })
     this.dir = dir
     this.filesArchive = await DatArchive.create({ localPath: path.join(dir, FILES_DIR), title })
-    this.callLog = await CallLog.create(path.join(dir, CALL_LOG_DIR), this.code, this.filesArchive.url)
+    this.callLog = await CallLog.create(path.join(dir, CALL_LOG_DIR), this.code, this.filesArchive.url, { auth: this.auth })
     writeMeta(dir, { title, url: this.filesArchive.url })
   }
 
@@ -263,12 +271,16 @@ class VM extends EventEmitter {
     this.emit('stopped', cause)
   }
 
+  /** The code and the auth mode the log says the VM runs now. */
   async _loggedCode () {
     let code = null
+    let auth = 'debug'
     for await (const entry of this.callLog.entries()) {
       if (entry.type === 'init' || (entry.type === 'restart' && typeof entry.code === 'string')) code = entry.code
+      if (entry.type === 'init') auth = entry.auth === 'signed' ? 'signed' : 'debug'
+      if (entry.type === 'restart' && typeof entry.auth === 'string') auth = entry.auth
     }
-    return code
+    return { code, auth }
   }
 
   /** Start the script afresh in a new sandbox (a worker thread holding its hardened context). */
@@ -339,7 +351,7 @@ class VM extends EventEmitter {
     }
   }
 
-  async _execute (methodName, args, userId, argsParsed = false, early = null) {
+  async _execute (methodName, args, userId, argsParsed = false, early = null, extra = undefined) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (this._stopped) throw this._stopped
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
@@ -372,6 +384,8 @@ class VM extends EventEmitter {
     const entry = { userId, methodName, filesVersion: this.filesArchive.version, err: undefined }
     // The host's word that a limit stopped this call; a replay copies it instead of re-running the call.
     if (stopped !== undefined) entry.stopped = stopped
+    // A signed call's signature members (crates/auth `entry_fields`: `auth`), kept beside the call.
+    if (extra) Object.assign(entry, extra)
     let resJSON
     try {
       if (threw) entry.err = err == null ? String(err) : err

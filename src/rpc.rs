@@ -62,6 +62,8 @@ struct Tickets {
 struct Replied {
     outcomes: String,
     durable_at: u64,
+    /// Each call's log index, when the hand-off held signed calls (their receipts name it).
+    indexes: Option<Vec<u64>>,
 }
 
 impl Tickets {
@@ -86,6 +88,8 @@ struct JsBackend {
     tickets: Arc<Tickets>,
     /// The VM's call log: replies wait here until their entries are durable, without a trip through JavaScript.
     log: Option<SharedCore>,
+    /// Signed mode (crates/auth), rebuilt from the log when mounted.
+    auth: Option<libvms_rpc::MountAuth>,
 }
 
 fn internal(message: String) -> Outcome {
@@ -106,6 +110,17 @@ fn to_outcome(o: Value) -> Outcome {
     }
 }
 
+/// Signed calls' outcomes with their receipts: the log's signed head now holds their entries (durable).
+fn with_receipts(log: &SharedCore, outcomes: Vec<Outcome>, hashes: &[Option<[u8; 32]>], indexes: &[u64]) -> Vec<Outcome> {
+    let parts = outcomes.into_iter().zip(hashes).zip(indexes);
+    parts
+        .map(|((o, h), &i)| match h.map(|h| crate::auth::make_receipt(log, i, h)) {
+            Some(Ok(r)) => Outcome::WithReceipt(Box::new(o), r),
+            _ => o,
+        })
+        .collect()
+}
+
 impl Backend for JsBackend {
     fn methods(&self) -> Vec<String> {
         self.methods.clone()
@@ -113,6 +128,10 @@ impl Backend for JsBackend {
 
     fn info(&self) -> Map<String, Value> {
         self.info.clone()
+    }
+
+    fn auth(&self) -> Option<libvms_rpc::MountAuth> {
+        self.auth.clone()
     }
 
     fn call(&self, call: Call) -> BoxFuture<Outcome> {
@@ -125,11 +144,21 @@ impl Backend for JsBackend {
     /// wait for one to finish before dispatching the next; calls handed over together share one log commit.
     fn call_many(&self, calls: Vec<Call>) -> BoxFuture<Vec<Outcome>> {
         let n = calls.len();
+        // A signed call's receipt names it by hash; its entry gets the signature's fields.
+        let log_key = self.auth.as_ref().map(|a| a.log_key);
+        let hashes: Vec<Option<[u8; 32]>> = calls
+            .iter()
+            .map(|c| c.auth.as_ref().zip(log_key).and_then(|(s, k)| s.hash(&k, &c.method, &c.params).ok()))
+            .collect();
         let batch: Vec<Value> = calls
             .into_iter()
             .map(|c| {
                 let params = serde_json::to_string(&c.params).unwrap_or_else(|_| "[]".into());
-                Value::Array(vec![Value::String(c.method), Value::String(params), Value::String(c.user_id)])
+                let mut call = vec![Value::String(c.method), Value::String(params), Value::String(c.user_id)];
+                if let Some(s) = &c.auth {
+                    call.push(Value::Object(libvms_auth::entry_fields(s)));
+                }
+                Value::Array(call)
             })
             .collect();
         let (ticket, rx) = self.tickets.issue();
@@ -151,15 +180,19 @@ impl Backend for JsBackend {
                 return failed(&format!("Internal error: the VM is gone ({status})"));
             }
             // JavaScript always replies; the sender is dropped only if it is gone (Node exiting).
-            let Ok(Replied { outcomes, durable_at }) = rx.await else { return failed("Internal error: the VM is gone") };
-            if let Some(log) = log {
+            let Ok(Replied { outcomes, durable_at, indexes }) = rx.await else { return failed("Internal error: the VM is gone") };
+            if let Some(log) = &log {
                 if let Err(e) = log.wait_durable(durable_at).await {
                     return failed(&format!("Internal error: the call log failed: {}", e.message));
                 }
             }
-            match serde_json::from_str::<Vec<Value>>(&outcomes) {
+            let outcomes: Vec<Outcome> = match serde_json::from_str::<Vec<Value>>(&outcomes) {
                 Ok(outcomes) if outcomes.len() == n => outcomes.into_iter().map(to_outcome).collect(),
-                _ => failed("Internal error: bad outcomes"),
+                _ => return failed("Internal error: bad outcomes"),
+            };
+            match (&log, indexes) {
+                (Some(log), Some(indexes)) if indexes.len() == n => with_receipts(log, outcomes, &hashes, &indexes),
+                _ => outcomes,
             }
         })
     }
@@ -188,6 +221,9 @@ pub struct ServerOptions {
     pub idle_timeout: Option<f64>,
     pub handshake_timeout: Option<f64>,
     pub close_timeout: Option<f64>,
+    pub max_connections_per_address: Option<u32>,
+    pub max_buffered_bytes_per_address: Option<f64>,
+    pub max_buffered_bytes: Option<f64>,
 }
 
 fn positive(v: f64, what: &str) -> libvms_errors::Result<f64> {
@@ -226,6 +262,15 @@ fn config(o: Option<ServerOptions>) -> libvms_errors::Result<ServerConfig> {
     if let Some(v) = o.handshake_timeout {
         c = c.handshake_timeout(ms(v, "handshakeTimeout")?);
     }
+    if let Some(v) = o.max_connections_per_address {
+        c = c.max_connections_per_address(v as usize);
+    }
+    if let Some(v) = o.max_buffered_bytes_per_address {
+        c = c.max_buffered_bytes_per_address(positive(v, "maxBufferedBytesPerAddress")? as usize);
+    }
+    if let Some(v) = o.max_buffered_bytes {
+        c = c.max_buffered_bytes(positive(v, "maxBufferedBytes")? as usize);
+    }
     if let Some(v) = o.close_timeout {
         c = c.close_timeout(ms(v, "closeTimeout")?);
     }
@@ -260,6 +305,7 @@ impl NativeRpcServer {
         info_json: String,
         call: CallFn,
         log: Option<&NativeLog>,
+        signed: Option<bool>,
     ) -> napi::Result<()> {
         guard(|| {
             let info = match serde_json::from_str::<Value>(&info_json) {
@@ -267,7 +313,13 @@ impl NativeRpcServer {
                 _ => return Err(err::bad_argument("info must be a JSON object")),
             };
             let (tickets, log) = (self.tickets.clone(), log.map(|l| l.core.clone()));
-            let backend = JsBackend { methods, info, call: Arc::new(call), untaken: Arc::default(), tickets, log };
+            // Signed mode: each caller's last sequence number comes from the log, so replays fail after restarts.
+            let auth = match (&log, signed.unwrap_or(false)) {
+                (Some(core), true) => Some(crate::auth::mount_auth(core)?),
+                (None, true) => return Err(err::bad_argument("a signed VM is mounted with its call log")),
+                _ => None,
+            };
+            let backend = JsBackend { methods, info, call: Arc::new(call), untaken: Arc::default(), tickets, log, auth };
             self.server.mount(&path, Arc::new(backend))
         })
     }
@@ -275,9 +327,10 @@ impl NativeRpcServer {
     /// The outcomes of the calls handed over with `ticket` (a JSON array, one per call, in order; see
     /// `to_outcome`), sent once the mounted log holds `durableAt` entries durably.
     #[napi]
-    pub fn reply(&self, ticket: u32, outcomes_json: String, durable_at: f64) {
+    pub fn reply(&self, ticket: u32, outcomes_json: String, durable_at: f64, indexes_json: Option<String>) {
         if let Some(tx) = self.tickets.waiting().remove(&ticket) {
-            let _ = tx.send(Replied { outcomes: outcomes_json, durable_at: durable_at.max(0.0) as u64 });
+            let indexes = indexes_json.and_then(|t| serde_json::from_str::<Vec<u64>>(&t).ok());
+            let _ = tx.send(Replied { outcomes: outcomes_json, durable_at: durable_at.max(0.0) as u64, indexes });
         }
     }
 
@@ -379,6 +432,8 @@ pub struct ClientReply {
     pub ok: bool,
     pub json: Option<String>,
     pub error: Option<String>,
+    /// A signed call's receipt, as JSON.
+    pub receipt: Option<String>,
 }
 
 /// Replies collected on tokio threads until JavaScript takes them: a burst of replies costs one wake-up of the
@@ -429,6 +484,12 @@ pub async fn rpc_open(url: String, user: Option<String>, timeout_ms: f64, wake: 
 
 #[napi]
 impl NativeRpcClient {
+    /// Sign every call from now on (call before the handshake, which names the log key calls are signed for).
+    #[napi]
+    pub fn set_secret_key(&self, secret_key: napi::bindgen_prelude::Buffer) -> napi::Result<()> {
+        js(self.client.set_signer(&secret_key))
+    }
+
     #[napi]
     pub async fn handshake(&self) -> napi::Result<WireReply> {
         js(self.client.handshake().await).map(wire_reply)
@@ -444,16 +505,16 @@ impl NativeRpcClient {
             _ => return js(Err(err::bad_argument("params must be a JSON array"))),
         };
         let timeout = Some(js(ms(timeout_ms, "timeout"))?).filter(|t| !t.is_zero());
-        let reply = self.client.start_call(&method, params, timeout);
+        let reply = self.client.start_signed_call(&method, params, timeout);
         let replies = self.replies.clone();
         replies.outstanding.start();
         napi::bindgen_prelude::spawn(async move {
             let reply = match reply.await {
-                Ok(r) => {
+                Ok((r, receipt)) => {
                     let WireReply { ok, json } = wire_reply(r);
-                    ClientReply { token, ok, json, error: None }
+                    ClientReply { token, ok, json, error: None, receipt: receipt.map(|r| r.to_string()) }
                 }
-                Err(e) => ClientReply { token, ok: false, json: None, error: Some(crate::errors::to_js(e).reason) },
+                Err(e) => ClientReply { token, ok: false, json: None, error: Some(crate::errors::to_js(e).reason), receipt: None },
             };
             replies.push(reply);
             replies.outstanding.end();

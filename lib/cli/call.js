@@ -33,7 +33,7 @@ function timeoutText (method, ms) {
 
 module.exports = {
   summary: 'call one method of a VM and print its result as JSON',
-  usage: 'Usage: libvms call URL METHOD [ARG...] [--user USER] [--timeout MS] [--string]',
+  usage: 'Usage: libvms call URL METHOD [ARG...] [--user USER] [--key FILE] [--timeout MS] [--string]',
   options: {
     ...CLIENT_OPTIONS,
     string: { type: 'boolean', short: 's', help: 'send every ARG as a string, as typed' }

@@ -5,11 +5,13 @@ const { wsUrl, intOption } = require('./args')
 
 const CLIENT_OPTIONS = {
   user: { type: 'string', short: 'u', arg: 'USER', help: 'the caller id to connect as (debug mode)' },
-  timeout: { type: 'string', arg: 'MS', help: 'give up on a call after this many ms (default 5000)' }
+  timeout: { type: 'string', arg: 'MS', help: 'give up on a call after this many ms (default 5000)' },
+  key: { type: 'string', arg: 'FILE', help: 'sign calls with this key file (from `libvms keygen`; signed VMs)' }
 }
 
 async function connect (input, values) {
-  const client = new RPCClient({ timeout: intOption(values, 'timeout', 5000) })
+  const keyPair = values.key !== undefined ? require('./keygen').readKeyFile(values.key) : undefined
+  const client = new RPCClient({ timeout: intOption(values, 'timeout', 5000), keyPair })
   const url = wsUrl(input)
   const opts = {}
   if (values.user !== undefined) opts.user = values.user

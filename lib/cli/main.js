@@ -16,7 +16,8 @@ const COMMANDS = {
   call: require('./call'),
   repl: require('./repl'),
   log: require('./log'),
-  verify: require('./verify')
+  verify: require('./verify'),
+  keygen: require('./keygen')
 }
 
 // Exit 2: the input cannot be used at all (as opposed to 1: it was used and the answer is "no").

@@ -27,7 +27,8 @@ const SERVE_OPTIONS = {
   title: { type: 'string', arg: 'TITLE', help: 'title of the VM and its files archive (default: the script\'s file name)' },
   'call-timeout': { type: 'string', arg: 'MS', help: 'stop a call (and restart the script) after MS milliseconds (default 10000); for a factory, the most its VMs get' },
   'memory-mb': { type: 'string', arg: 'MB', help: 'stop a call (and restart the script) past MB megabytes of memory (default 256); for a factory, the most its VMs get' },
-  debug: { type: 'boolean', short: 'd', help: 'debug mode: callers name themselves with ?user= (the only mode for now)' },
+  debug: { type: 'boolean', short: 'd', help: 'debug mode (the default): callers name themselves with ?user=' },
+  signed: { type: 'boolean', help: 'production mode: every call must be signed (libvms call --key FILE); callers are their public keys' },
   utp: { type: 'boolean' }, // NodeVMS 1.x: peer discovery; accepted, no effect yet
   'no-utp': { type: 'boolean' },
   version: { type: 'boolean', short: 'v' },
@@ -64,10 +65,11 @@ async function serve ({ positionals, values, io }, { factory = false } = {}) {
 
   const replicationPort = intOption(values, 'replication-port', 0)
   const swarm = swarmOptions(values)
+  const auth = values.signed ? 'signed' : 'debug'
   const limits = {}
   if (values['call-timeout'] !== undefined) limits.callTimeoutMs = intOption(values, 'call-timeout', 0)
   if (values['memory-mb'] !== undefined) limits.memoryMb = intOption(values, 'memory-mb', 0)
-  const vm = factory ? new VMFactory(code, { maxVMs, vmLimits: limits }) : new VM(code, { limits })
+  const vm = factory ? new VMFactory(code, { maxVMs, vmLimits: limits, auth }) : new VM(code, { limits, auth })
   // A restart whose init throws still serves (the error is in the log): one line says so.
   vm.on('warning', (w) => io.err.write(`libvms: warning: ${w.message}\n`))
   let server = null

@@ -38,6 +38,9 @@ struct Durable {
     /// Why no more blocks will be committed: a failed commit (then the log refuses appends: the indexes its
     /// callers were promised no longer hold), or closed.
     stopped: Option<libvms_errors::Error>,
+    /// The signed head at `length`: (fork, tree hash, signature). Receipts read it without the core's lock, which a
+    /// commit in progress holds through its syncs.
+    head: Option<(u64, [u8; 32], Vec<u8>)>,
 }
 
 /// A ledger core that many tasks append to and read from. Clone it freely; `close` ends it for all clones.
@@ -56,7 +59,7 @@ impl SharedCore {
         let writable = core.writable();
         let inner = Arc::new(Inner {
             byte_length: AtomicU64::new(core.byte_length()),
-            durable: watch::Sender::new(Durable { length: core.length(), stopped: None }),
+            durable: watch::Sender::new(Durable { length: core.length(), stopped: None, head: signed_head(&core) }),
             core: Mutex::new(Some(core)),
             queue: Mutex::new(None),
             writer: Mutex::new(None),
@@ -126,6 +129,12 @@ impl SharedCore {
                 _ => Err(err::closed("call log is closed")),
             }
         }
+    }
+
+    /// The signed head as of the last commit: `(length, fork, tree hash, signature)` (never blocks).
+    pub fn signed_head(&self) -> Option<(u64, u64, [u8; 32], Vec<u8>)> {
+        let d = self.inner.durable.borrow();
+        d.head.as_ref().map(|(fork, tree, sig)| (d.length, *fork, *tree, sig.clone()))
     }
 
     /// Length as of the last commit (never blocks).
@@ -208,11 +217,19 @@ fn append_locked(inner: &Inner, blocks: &[&[u8]]) -> Result<u64> {
         .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))));
     inner.byte_length.store(core.byte_length(), Ordering::Release);
     let length = core.length();
+    let head = signed_head(core);
     inner.durable.send_modify(|d| match &r {
-        Ok(_) => d.length = length,
+        Ok(_) => {
+            d.length = length;
+            d.head = head;
+        }
         Err(e) => d.stopped = Some(e.clone()),
     });
     r.map(|_| start)
+}
+
+fn signed_head(core: &Core) -> Option<(u64, [u8; 32], Vec<u8>)> {
+    core.signature().map(|s| (core.fork(), core.tree_hash(), s))
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

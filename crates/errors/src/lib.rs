@@ -63,6 +63,8 @@ codes! {
     // Sandbox.
     /// A VM call was stopped by a limit (time or memory); the host's word, recorded in the log.
     LimitExceeded => "LIMIT_EXCEEDED",
+    /// Two validly signed heads of one log with the same length and fork disagree: the host rewrote history.
+    Fork => "FORK",
 }
 
 impl fmt::Display for ErrorCode {
@@ -149,6 +151,7 @@ pub mod err {
         timeout => Timeout,
         connection => ConnectionFailed,
         limit => LimitExceeded,
+        fork => Fork,
     }
 }
 

@@ -11,13 +11,15 @@ use serde_json::{Map, Value};
 pub struct Call {
     pub method: String,
     pub params: Vec<Value>,
-    /// `?user=` of the connection (URL-decoded), `""` without it.
+    /// `?user=` of the connection (URL-decoded), `""` without it; on a signed mount, the caller's key in hex.
     pub user_id: String,
+    /// On a signed mount: the checked signature (its entry fields go into the log entry).
+    pub auth: Option<libvms_auth::SignedCall>,
 }
 
 impl Call {
     pub fn new(method: impl Into<String>, params: Vec<Value>, user_id: impl Into<String>) -> Self {
-        Call { method: method.into(), params, user_id: user_id.into() }
+        Call { method: method.into(), params, user_id: user_id.into(), auth: None }
     }
 }
 
@@ -33,6 +35,8 @@ pub enum Outcome {
     /// The method threw something that is not an `Error` (`throw "x"`): rpc-websockets sent the thrown value
     /// itself as the `error` member.
     ThrownValue(Value),
+    /// A signed call's outcome and its receipt (the reply gets a `receipt` member).
+    WithReceipt(Box<Outcome>, Value),
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -44,6 +48,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Extra fields of the handshake result (callLogUrl, filesArchiveUrl, ...), in wire order. Read once, when
     /// mounted.
     fn info(&self) -> Map<String, Value>;
+    /// Signed mode: every call must be signed for this log key (read once, when mounted). Default: debug mode.
+    fn auth(&self) -> Option<crate::auth::MountAuth> {
+        None
+    }
     /// Execute one call. The server runs at most one at a time per mount, in arrival order (unless `pipelined`).
     fn call(&self, call: Call) -> BoxFuture<Outcome>;
     /// True when `call` hands the call over to the backend before it returns, and the backend itself executes

@@ -22,6 +22,9 @@ use crate::wire::{self, WireError};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A call's reply and, for a signed call, its receipt.
+pub type SignedReply = (CallReply, Option<Value>);
+
 /// The answer to one call: `Ok(Some(v))` a result, `Ok(None)` no result key (undefined), `Err` the wire error.
 pub type CallReply = std::result::Result<Option<Value>, WireError>;
 
@@ -53,13 +56,15 @@ enum Out {
 
 struct Inner {
     out: mpsc::UnboundedSender<Out>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<CallReply>>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<SignedReply>>>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    /// Signs every call once set (client_auth.rs).
+    signer: Mutex<Option<crate::client_auth::Signer>>,
 }
 
 impl Inner {
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<CallReply>>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<SignedReply>>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -71,12 +76,18 @@ impl Inner {
     }
 
     /// Register the reply slot and queue the request (synchronously).
-    fn send_request(&self, method: &str, params: Option<&[Value]>) -> Result<(u64, oneshot::Receiver<CallReply>)> {
+    fn send_request(&self, method: &str, params: Option<&[Value]>) -> Result<(u64, oneshot::Receiver<SignedReply>)> {
+        // A signing client numbers and sends under one lock, so sequence numbers go out in increasing order.
+        let mut signer = self.signer.lock().unwrap_or_else(|p| p.into_inner());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut text = wire::request(method, params, id);
+        if let Some(s) = signer.as_mut().filter(|_| method != "handshake") {
+            text = s.sign_request(text, method, params.unwrap_or(&[]))?;
+        }
         let (tx, rx) = oneshot::channel();
         self.pending().insert(id, tx);
         // Checked after inserting: the reader drains `pending` after setting `closed`, so no call is stranded.
-        if let Err(e) = self.send(wire::request(method, params, id)) {
+        if let Err(e) = self.send(text) {
             self.pending().remove(&id);
             return Err(e);
         }
@@ -86,10 +97,10 @@ impl Inner {
     async fn wait_reply(
         &self,
         id: u64,
-        rx: oneshot::Receiver<CallReply>,
+        rx: oneshot::Receiver<SignedReply>,
         timeout: Option<Duration>,
         method: &str,
-    ) -> Result<CallReply> {
+    ) -> Result<SignedReply> {
         let outcome = match timeout {
             Some(t) => match tokio::time::timeout(t, rx).await {
                 Ok(r) => r,
@@ -163,6 +174,7 @@ impl RpcClient {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            signer: Mutex::new(None),
         });
         tokio::spawn(write_loop(sink, out_rx));
         let reader = tokio::spawn(read_loop(stream, inner.clone(), state_tx));
@@ -174,6 +186,9 @@ impl RpcClient {
         let reply = self.request("handshake", None, Some(self.timeout)).await?;
         if let Ok(Some(info)) = &reply {
             let _ = self.info.set(info.clone());
+            if let Some(s) = self.inner.signer.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                s.learn(info);
+            }
         }
         Ok(reply)
     }
@@ -230,6 +245,25 @@ impl RpcClient {
         params: Vec<Value>,
         timeout: Option<Duration>,
     ) -> impl std::future::Future<Output = Result<CallReply>> + Send + 'static {
+        let signed = self.start_signed_call(method, params, timeout);
+        async move { signed.await.map(|r| r.0) }
+    }
+
+    /// Sign every call from now on with `secret` (Ed25519: its 32-byte seed or the 64-byte `seed ‖ public`), for
+    /// the VM whose log key the handshake names. Set it before the handshake.
+    pub fn set_signer(&self, secret: &[u8]) -> Result<()> {
+        let s = crate::client_auth::Signer::new(secret)?;
+        *self.inner.signer.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+        Ok(())
+    }
+
+    /// [`start_call`](Self::start_call), with the receipt a signed call's reply carries.
+    pub fn start_signed_call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        timeout: Option<Duration>,
+    ) -> impl std::future::Future<Output = Result<SignedReply>> + Send + 'static {
         let sent = self.inner.send_request(method, Some(&params));
         let inner = self.inner.clone();
         let method = method.to_owned();
@@ -241,7 +275,7 @@ impl RpcClient {
 
     async fn request(&self, method: &str, params: Option<&[Value]>, timeout: Option<Duration>) -> Result<CallReply> {
         let (id, rx) = self.inner.send_request(method, params)?;
-        self.inner.wait_reply(id, rx, timeout, method).await
+        self.inner.wait_reply(id, rx, timeout, method).await.map(|r| r.0)
     }
 
     /// The current state.
@@ -342,7 +376,7 @@ fn deliver(inner: &Inner, text: &[u8]) {
     for r in replies.into_iter().filter_map(wire::parse_reply) {
         let Some(id) = wire::id_u64(&r.id) else { continue };
         if let Some(tx) = inner.pending().remove(&id) {
-            let _ = tx.send(r.outcome);
+            let _ = tx.send((r.outcome, r.receipt));
         }
     }
 }

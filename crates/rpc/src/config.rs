@@ -31,6 +31,13 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Longest wait for the client's answer to our close frame before the socket is dropped. Default 1 s.
     pub close_timeout: Duration,
+    /// Most connections (open or upgrading) from one IP address; further ones are closed at once. Default 128.
+    pub max_connections_per_address: usize,
+    /// Most bytes of unfinished messages that the connections of one IP address may hold, beyond the first 64 KiB
+    /// of each connection. A read past it closes the connection that made it. Default 32 MiB.
+    pub max_buffered_bytes_per_address: usize,
+    /// The same across all connections. Default 256 MiB.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +51,9 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(1),
+            max_connections_per_address: 128,
+            max_buffered_bytes_per_address: 32 << 20,
+            max_buffered_bytes: 256 << 20,
         }
     }
 }
@@ -79,6 +89,18 @@ impl ServerConfig {
     }
     pub fn close_timeout(mut self, v: Duration) -> Self {
         self.close_timeout = v;
+        self
+    }
+    pub fn max_connections_per_address(mut self, v: usize) -> Self {
+        self.max_connections_per_address = v;
+        self
+    }
+    pub fn max_buffered_bytes_per_address(mut self, v: usize) -> Self {
+        self.max_buffered_bytes_per_address = v;
+        self
+    }
+    pub fn max_buffered_bytes(mut self, v: usize) -> Self {
+        self.max_buffered_bytes = v;
         self
     }
 }

@@ -11,7 +11,6 @@ use futures_util::stream::SplitSink;
 use futures_util::{Sink, SinkExt, StreamExt};
 use percent_encoding::percent_decode;
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -22,11 +21,12 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::backend::{Call, Outcome};
+use crate::limits::Metered;
 use crate::queue::Job;
 use crate::server::{Mount, Shared, TaskGuard};
 use crate::wire::{self, ErrData, Entry, Incoming, Params};
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Metered>;
 
 /// Why the server closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +235,7 @@ impl Reply {
     }
 
     /// Answer without running (errors, handshake), unless it was a notification.
-    fn answer(self, f: impl FnOnce(&Value) -> String) {
+    pub(crate) fn answer(self, f: impl FnOnce(&Value) -> String) {
         let text = self.id.as_ref().map(f);
         self.finish(text);
     }
@@ -379,9 +379,28 @@ impl Ctx {
                 return reply.answer(|id| wire::std_error_reply(wire::INVALID_PARAMS, ErrData::None, id))
             }
         };
-        let job = Job { call: Call::new(req.method, params, self.user.clone()), reply };
-        if let Err(job) = mount.queue.push(job) {
-            job.reply.answer(|id| wire::error_reply(wire::SERVER_ERROR, "Error", ErrData::Str(wire::QUEUE_FULL), id));
+        let full = |job: Job| {
+            job.reply.answer(|id| wire::error_reply(wire::SERVER_ERROR, "Error", ErrData::Str(wire::QUEUE_FULL), id))
+        };
+        let Some(guard) = &mount.auth else {
+            let job = Job { call: Call::new(req.method, params, self.user.clone()), reply };
+            return mount.queue.push(job).unwrap_or_else(full);
+        };
+        // Signed mode (auth.rs): queued only if the signature and the sequence number hold.
+        let refuse = |reply: Reply, e: libvms_auth::call::CallError| {
+            let why = e.to_string();
+            reply.answer(|id| wire::error_reply(crate::auth::AUTH_REFUSED, crate::auth::AUTH_MESSAGE, ErrData::Str(&why), id))
+        };
+        let signed = match guard.verify(req.auth.as_ref(), &req.method, &params) {
+            Ok(s) => s,
+            Err(e) => return refuse(reply, e),
+        };
+        let mut call = Call::new(req.method, params, signed.caller_id());
+        call.auth = Some(signed);
+        match guard.sequence(Job { call, reply }, |job| mount.queue.push(job)) {
+            Ok(()) => {}
+            Err((job, Some(e))) => refuse(job.reply, e),
+            Err((job, None)) => full(job),
         }
     }
 }
@@ -403,7 +422,7 @@ enum End {
 }
 
 /// Serve one accepted TCP connection until it closes.
-pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _live: LiveGuard, _task: TaskGuard) {
+pub(crate) async fn serve(shared: Arc<Shared>, tcp: Metered, refuse: bool, _live: LiveGuard, _task: TaskGuard) {
     let cfg = shared.config.clone();
     let ws_cfg = WebSocketConfig::default()
         .read_buffer_size(crate::config::WS_READ_BUFFER)
@@ -411,6 +430,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
         .max_frame_size(Some(cfg.max_message_bytes));
 
     let mut target: Option<(String, String)> = None;
+    let slot = tcp.slot.clone();
     #[allow(clippy::result_large_err)] // tungstenite's callback signature
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if refuse {
@@ -427,6 +447,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
         _ => return,
     };
     let Some((path, user)) = target else { return };
+    slot.message_done(); // the upgrade request is done with
 
     let (close_tx, mut close_rx) = watch::channel(None::<CloseReason>);
     let conn_id = shared.register_conn(&path, close_tx);
@@ -456,6 +477,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, refuse: bool, _li
                 None => break End::Done,
                 Some(Ok(msg)) => {
                     last_rx = Instant::now();
+                    slot.message_done();
                     match msg {
                         Message::Text(t) => ctx.handle(t.as_bytes()),
                         Message::Binary(b) => ctx.handle(&b),

@@ -5,16 +5,20 @@
 //! arrival order across all connections. Client: [`RpcClient`] connects, handshakes, and calls with id matching.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod backend;
 mod client;
+mod client_auth;
 mod config;
 mod conn;
+mod limits;
 mod queue;
 mod server;
 mod wire;
 
+pub use auth::{MountAuth, AUTH_MESSAGE, AUTH_REFUSED};
 pub use backend::{Backend, BoxFuture, Call, Outcome};
-pub use client::{CallReply, ClientState, CloseInfo, RpcClient};
+pub use client::{SignedReply, CallReply, ClientState, CloseInfo, RpcClient};
 pub use config::ServerConfig;
 pub use server::RpcServer;
 pub use wire::{

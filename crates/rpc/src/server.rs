@@ -15,6 +15,7 @@ use tokio::sync::{watch, Notify};
 use crate::backend::Backend;
 use crate::config::ServerConfig;
 use crate::conn::{self, CloseReason, LiveGuard};
+use crate::limits::{self, Limits};
 use crate::queue::{self, Queue, Worker};
 
 /// Counts the server's tasks (listener, connections, mount workers) so that `close()` can wait for them all.
@@ -58,6 +59,8 @@ pub(crate) struct Mount {
     /// The handshake result, serialised once: `{"methods":[...], ...info}`.
     pub handshake: String,
     pub queue: Queue,
+    /// Signed mode's checks (auth.rs); `None` in debug mode.
+    pub(crate) auth: Option<crate::auth::Guard>,
     alive: AtomicBool,
     /// The queue's consumer until it is started (a mount made before `listen` waits for a runtime).
     worker: Mutex<Option<Worker>>,
@@ -79,11 +82,13 @@ impl Mount {
             serde_json::to_writer(&mut raw, &v).expect("values serialise");
         }
         raw.push(b'}');
+        let auth = backend.auth().map(crate::auth::Guard::new);
         let (queue, worker) = Queue::new(max_queue, backend);
         Mount {
             methods: methods.into_iter().collect(),
             handshake: String::from_utf8(raw).expect("serde_json writes UTF-8"),
             queue,
+            auth,
             alive: AtomicBool::new(true),
             worker: Mutex::new(Some(worker)),
         }
@@ -133,6 +138,7 @@ pub(crate) struct Shared {
     pub live: AtomicUsize,
     tracker: Arc<Tracker>,
     state: Mutex<State>,
+    pub(crate) limits: Arc<Limits>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -173,6 +179,7 @@ impl RpcServer {
     pub fn new(config: ServerConfig) -> RpcServer {
         RpcServer {
             shared: Arc::new(Shared {
+                limits: Limits::new(&config),
                 config,
                 mounts: RwLock::new(HashMap::new()),
                 conns: Mutex::new(Conns::default()),
@@ -247,6 +254,11 @@ impl RpcServer {
     /// Open WebSocket connections (including ones still upgrading).
     pub fn connections(&self) -> usize {
         self.shared.live.load(Ordering::Acquire)
+    }
+
+    /// Bytes of unfinished messages charged against the shared bounds now (see `ServerConfig`).
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared.limits.buffered()
     }
 
     /// The bound address once listening.
@@ -329,8 +341,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
             _ = stop.wait_for(|s| *s) => break,
             r = listener.accept() => r,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, slot) = match accepted {
+            // Over its address's bound: turned away before any WebSocket work (limits.rs).
+            Ok((tcp, peer)) => match shared.limits.admit(peer) {
+                Some(slot) => (tcp, slot),
+                None => {
+                    limits::refuse(tcp);
+                    continue;
+                }
+            },
             Err(_) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -341,7 +360,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
         let refuse = shared.live.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections;
         let live = LiveGuard(shared.clone());
         let task = shared.tracker.guard();
-        tokio::spawn(conn::serve(shared.clone(), tcp, refuse, live, task));
+        tokio::spawn(conn::serve(shared.clone(), limits::Metered::new(tcp, slot), refuse, live, task));
     }
 }
 

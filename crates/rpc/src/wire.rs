@@ -93,6 +93,8 @@ pub(crate) struct Request {
     pub params: Params,
     /// `None`: a notification (no `id` member at all). `Some(Value::Null)` is a request with id null.
     pub id: Option<Value>,
+    /// The `auth` member of a signed call (see auth.rs), if any.
+    pub auth: Option<Value>,
 }
 
 /// One element of what a frame carried.
@@ -145,7 +147,7 @@ fn entry(v: Value) -> Entry {
         Some(Value::Array(a)) => Params::Args(a),
         Some(_) => Params::Invalid,
     };
-    Entry::Request(Request { method, params, id })
+    Entry::Request(Request { method, params, id, auth: m.remove("auth") })
 }
 
 /// `data` of an error reply.
@@ -265,12 +267,15 @@ pub(crate) struct Reply {
     pub id: Value,
     /// `Ok(None)`: no `result` key (undefined).
     pub outcome: Result<Option<Value>, WireError>,
+    /// A signed call's receipt (auth.rs).
+    pub receipt: Option<Value>,
 }
 
 /// Parse one reply object (elements of a batch reply are parsed one by one by the caller).
 pub(crate) fn parse_reply(v: Value) -> Option<Reply> {
     let Value::Object(mut m) = v else { return None };
     let id = m.remove("id").unwrap_or(Value::Null);
+    let receipt = m.remove("receipt");
     if let Some(e) = m.remove("error") {
         let err = match &e {
             Value::Object(em) => WireError {
@@ -286,9 +291,9 @@ pub(crate) fn parse_reply(v: Value) -> Option<Reply> {
             // A thrown non-Error value: keep it whole as `data`.
             other => WireError { code: 0, message: String::new(), data: Some(other.clone()), raw: e.clone() },
         };
-        return Some(Reply { id, outcome: Err(err) });
+        return Some(Reply { id, outcome: Err(err), receipt });
     }
-    Some(Reply { id, outcome: Ok(m.remove("result")) })
+    Some(Reply { id, outcome: Ok(m.remove("result")), receipt })
 }
 
 /// The numeric id of a reply, if it is one the client could have sent.
@@ -307,6 +312,7 @@ pub(crate) fn outcome_reply(outcome: &Outcome, id: &Value) -> String {
         Outcome::Undefined => undefined_reply(id),
         Outcome::Thrown { name, message } => error_reply(SERVER_ERROR, name, ErrData::Str(message), id),
         Outcome::ThrownValue(v) => thrown_value_reply(v, id),
+        Outcome::WithReceipt(o, receipt) => crate::auth::with_receipt(outcome_reply(o, id), receipt),
     }
 }
 
@@ -355,19 +361,19 @@ mod tests {
     fn validation() {
         assert_eq!(
             one(r#"{"jsonrpc":"2.0","method":"a","params":null,"id":1}"#),
-            Entry::Request(Request { method: "a".into(), params: Params::Missing, id: Some(json!(1)) })
+            Entry::Request(Request { method: "a".into(), params: Params::Missing, id: Some(json!(1)), auth: None })
         );
         assert_eq!(
             one(r#"{"jsonrpc":"2.0","method":"a"}"#),
-            Entry::Request(Request { method: "a".into(), params: Params::Missing, id: None })
+            Entry::Request(Request { method: "a".into(), params: Params::Missing, id: None, auth: None })
         );
         assert_eq!(
             one(r#"{"jsonrpc":"2.0","method":"a","params":[1],"id":null}"#),
-            Entry::Request(Request { method: "a".into(), params: Params::Args(vec![json!(1)]), id: Some(Value::Null) })
+            Entry::Request(Request { method: "a".into(), params: Params::Args(vec![json!(1)]), id: Some(Value::Null), auth: None })
         );
         assert_eq!(
             one(r#"{"jsonrpc":"2.0","method":"a","params":{"x":1},"id":"s"}"#),
-            Entry::Request(Request { method: "a".into(), params: Params::Invalid, id: Some(json!("s")) })
+            Entry::Request(Request { method: "a".into(), params: Params::Invalid, id: Some(json!("s")), auth: None })
         );
         assert_eq!(one("5"), Entry::Invalid { id: Value::Null, data: None });
         assert_eq!(

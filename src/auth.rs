@@ -1,0 +1,104 @@
+//! Signed mode for `lib/`: key pairs, the audit of a signed VM's log, receipts and fork proofs (crates/auth).
+use libvms_auth::{audit, receipt, Audit, Head, Receipt};
+use libvms_calllog::SharedCore;
+use libvms_errors::{err, Result};
+use libvms_rpc::MountAuth;
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use serde_json::{json, Value};
+
+use crate::call_log::NativeLog;
+use crate::errors::{blocking, js};
+
+#[napi(object)]
+pub struct KeyPair {
+    pub public_key: Buffer,
+    pub secret_key: Buffer,
+}
+
+/// A new Ed25519 key pair (`secretKey` is 64 bytes: seed ‖ public, as libsodium).
+#[napi]
+pub fn generate_key_pair() -> KeyPair {
+    let (public, secret) = libvms_auth::generate_key_pair();
+    KeyPair { public_key: public.to_vec().into(), secret_key: secret.to_vec().into() }
+}
+
+fn walk(core: &SharedCore, audit: &mut Audit) -> Result<()> {
+    let length = core.with(|c| Ok(c.length()))?;
+    audit::walk(audit, length, |s, e| core.with(|c| c.read_run(s, e)))
+}
+
+/// Check every signed call of a log (`VERIFICATION_MISMATCH@index` names the first bad entry). Resolves with
+/// whether the log is in signed mode at its end.
+#[napi]
+pub async fn audit_log(log: &NativeLog) -> napi::Result<bool> {
+    let core = log.core.clone();
+    blocking(move || {
+        let mut a = Audit::new(core.with(|c| Ok(c.key()))?);
+        walk(&core, &mut a)?;
+        Ok(a.signed())
+    })
+    .await
+}
+
+/// A signed mount's state, rebuilt from its own log: the key calls must be signed for, each caller's last
+/// sequence number.
+pub(crate) fn mount_auth(core: &SharedCore) -> Result<MountAuth> {
+    let log_key = core.with(|c| Ok(c.key()))?;
+    let mut a = Audit::rebuild(log_key);
+    walk(core, &mut a)?;
+    Ok(MountAuth { log_key, last_seqs: a.last_seqs().clone() })
+}
+
+/// The receipt of the signed call at `index`, under the log's current signed head (which holds it: the reply
+/// waited for its entry to be durable).
+pub(crate) fn make_receipt(core: &SharedCore, index: u64, call: [u8; 32]) -> Result<Value> {
+    // The head published by the last commit: no wait for the core's lock (a commit in progress holds it).
+    let (length, fork, tree_hash, sig) = core.signed_head().ok_or_else(|| err::internal("the log has no signed head"))?;
+    let signature = sig.try_into().map_err(|_| err::internal("the log's signature is not 64 bytes"))?;
+    let head = Head { length, fork, tree_hash, signature };
+    if head.length <= index {
+        return Err(err::internal("the signed head does not hold the call yet"));
+    }
+    Ok(Receipt { index, head, call }.to_json())
+}
+
+/// Check a receipt against a log. Resolves with `null` when the log holds that call at `index` under that signed
+/// head; otherwise with `{code, message, ours?, theirs?}` (code `FORK` with both heads, or `VERIFICATION_MISMATCH`).
+#[napi]
+pub async fn check_receipt(receipt_json: String, log: &NativeLog) -> napi::Result<Option<String>> {
+    let core = log.core.clone();
+    blocking(move || {
+        let v: Value = serde_json::from_str(&receipt_json).map_err(|_| err::bad_argument("receipt is not JSON"))?;
+        let Some(r) = Receipt::from_json(&v) else {
+            return Ok(Some(json!({"code": "VERIFICATION_MISMATCH", "message": "malformed receipt"}).to_string()));
+        };
+        let out = core.with(|c| Ok(receipt::check(&r, c)))?;
+        Ok(match out {
+            Ok(()) => None,
+            Err(receipt::ReceiptError::Invalid(m)) => Some(json!({"code": "VERIFICATION_MISMATCH", "message": m}).to_string()),
+            Err(receipt::ReceiptError::Fork { theirs, ours }) => Some(
+                json!({
+                    "code": "FORK",
+                    "message": format!("the log's signed head disagrees with the receipt's at length {}", theirs.length),
+                    "ours": ours.to_json(),
+                    "theirs": theirs.to_json(),
+                })
+                .to_string(),
+            ),
+        })
+    })
+    .await
+}
+
+/// Two heads (`{length, fork, treeHash, signature}` JSON) validly signed by `key`, with one length and fork and
+/// different tree hashes: proof of a fork.
+#[napi]
+pub fn is_fork(key: Buffer, a_json: String, b_json: String) -> napi::Result<bool> {
+    let key: [u8; 32] = js(key.as_ref().try_into().map_err(|_| err::bad_argument("key must be 32 bytes")))?;
+    let head = |s: &str| serde_json::from_str::<Value>(s).ok().as_ref().and_then(Head::from_json);
+    match (head(&a_json), head(&b_json)) {
+        (Some(a), Some(b)) => Ok(receipt::check_fork(&key, &a, &b)),
+        _ => js(Err(err::bad_argument("heads must be {length, fork, treeHash, signature}"))),
+    }
+}
