@@ -11,6 +11,7 @@ export const {
   RPCClient,
   ReplicationHost,
   addPeer,
+  generateKeyPair,
   errors
 } = libvms
 export default libvms

@@ -65,6 +65,33 @@ test('calls that grow memory past memoryMb (the heap, or array buffers outside i
   await stopsAndReplays(t, vm, ['heap', 'buffers', 'bigBuffer', 'bufferClass'], 'memoryMb')
 })
 
+test('a call stopped after it wrote files leaves no trace in the archive: its writes are rolled back, and the log replays and verifies', async (t) => {
+  const vm = await deployed(t, COUNTER + `
+    exports.put = async (k) => { await System.files.writeFile('/' + k, k); return k }
+    exports.writeThenSpin = async () => {
+      await System.files.mkdir('/tmp')
+      await System.files.writeFile('/tmp/a', 'x'.repeat(200000))
+      await System.files.writeFile('/kept', 'overwritten by a stopped call')
+      for (;;) {}
+    }`, { limits: { callTimeoutMs: 500 } })
+  assert.equal(await vm.executeCall({ methodName: 'put', args: ['kept'] }), 'kept')
+  const before = vm.filesArchive.version
+  await assert.rejects(vm.executeCall({ methodName: 'writeThenSpin' }), (e) => e instanceof errors.LimitError && e.stopped === 'callTimeoutMs' && !/could not be discarded/.test(e.message))
+  // Back to the version before the call's first write, and the files as they were.
+  assert.equal(vm.filesArchive.version, before)
+  assert.equal(await vm.filesArchive.readFile('/kept'), 'kept')
+  await assert.rejects(vm.filesArchive.stat('/tmp'), (e) => e.name === 'NotFoundError')
+  // The VM keeps serving and writing after the rollback.
+  assert.equal(await vm.executeCall({ methodName: 'put', args: ['after'] }), 'after')
+  const entries = await vm.callLog.list()
+  const stopped = entries.find((e) => e.stopped)
+  assert.equal(stopped.result.filesVersion, before)
+  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
+  t.after(() => replica.close())
+  await Verifier.compareLogs(vm.callLog, replica.callLog)
+  await Verifier.compareArchives(vm.filesArchive, replica.filesArchive)
+})
+
 test('while one VM spins, another VM in the same process keeps answering', async (t) => {
   const spinner = await deployed(t, 'exports.spin = () => { for (;;) {} }', { limits: { callTimeoutMs: 3000 } })
   const other = await deployed(t, 'let n = 0\nexports.inc = async () => { await System.files.writeFile("/n", String(++n)); return n }')
