@@ -2,61 +2,15 @@
 // The `libvms` command, driven as a user would: spawned processes, real directories, 127.0.0.1, OS-chosen ports.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
 const { VM, DatArchive, RPCServer } = require('..')
+const { cli, serve, BIN, ENV } = require('./cli-helpers')
 const { tmpdir, flipByte } = require('./helpers')
 const pkg = require('../package.json')
 
-const BIN = path.join(__dirname, '..', 'bin', 'libvms.js')
 const EXAMPLES = path.join(__dirname, '..', 'examples')
-const ENV = { ...process.env, DEBUG: '' }
-
-/** Run `libvms ...args` to completion: {code, stdout, stderr}. */
-function cli (args, { env = ENV, cwd } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, cwd })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-/** Start a long-running `libvms exec|factory ...`; resolves once it serves, with its port. Killed after `t`. */
-async function serve (t, args) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: ENV })
-  let stdout = ''
-  let stderr = ''
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  child.stdout.on('data', (d) => { stdout += d })
-  child.stderr.on('data', (d) => { stderr += d })
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "Ctrl+C" line in time:\n${stdout}\n${stderr}`)), 15000)
-    child.stdout.on('data', () => {
-      if (stdout.includes('Ctrl+C')) { clearTimeout(timer); resolve() }
-    })
-    exited.then(({ code }) => { clearTimeout(timer); reject(new Error(`exited with ${code} before serving:\n${stdout}\n${stderr}`)) })
-  })
-  const port = Number(/ws:\/\/127\.0\.0\.1:(\d+)\//.exec(stdout)[1])
-  assert.ok(port > 0)
-  return {
-    port,
-    url: `ws://127.0.0.1:${port}/`,
-    output: () => stdout,
-    /** Send `signal` and wait for a clean exit: {code, stdout} (130 after SIGINT, 143 after SIGTERM, as a shell expects). */
-    async stop (signal = 'SIGINT') {
-      child.kill(signal)
-      const { code } = await exited
-      return { code, stdout, stderr }
-    }
-  }
-}
 
 /** A VM directory made through the library: persisted-counter with a few calls, one of which fails. */
 async function makeVMDir (t) {
@@ -189,9 +143,9 @@ test('exec, call, repl, SIGINT, restart on the same dir, log and verify', async 
   const dir = path.join(tmpdir(t), 'pc.libvms')
   const script = path.join(EXAMPLES, 'persisted-counter.js')
   const first = await serve(t, ['exec', script, '--port', '0', '--host', '127.0.0.1', '--dir', dir])
-  assert.match(first.output(), new RegExp(`Data directory ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
-  assert.match(first.output(), /Files archive dat:\/\/[0-9a-f]{64}/)
-  assert.match(first.output(), /Call log {6}dat:\/\/[0-9a-f]{64}/)
+  assert.match(first.stdout(), new RegExp(`Data directory ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+  assert.match(first.stdout(), /Files archive dat:\/\/[0-9a-f]{64}/)
+  assert.match(first.stdout(), /Call log {6}dat:\/\/[0-9a-f]{64}/)
 
   const one = await cli(['call', first.url, 'inc', '--user', 'alice'])
   assert.equal(one.code, 0, one.stderr)
@@ -258,7 +212,7 @@ test('an auditor verifies a running host by URL; a host whose archive changed be
   const dir = path.join(tmpdir(t), 'audited.libvms')
   const script = path.join(EXAMPLES, 'persisted-counter.js')
   const host = await serve(t, ['exec', script, '--port', '0', '--dir', dir])
-  assert.match(host.output(), /Replication {3}127\.0\.0\.1:\d+ \(Hypercore protocol\)/)
+  assert.match(host.stdout(), /Replication {3}127\.0\.0\.1:\d+ \(Hypercore protocol\)/)
   for (const user of ['alice', 'bob', 'carol']) assert.equal((await cli(['call', host.url, 'inc', '--user', user])).code, 0)
 
   const audit = await cli(['verify', host.url])

@@ -9,26 +9,13 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { VM, CallLog } = require('..')
+const { cli, BIN, ENV } = require('./cli-helpers')
 const { tmpdir } = require('./helpers')
 
-const BIN = path.join(__dirname, '..', 'bin', 'libvms.js')
-const ENV = { ...process.env, DEBUG: '' }
 const CODE = `
 exports.put = async (name, size) => { await System.files.writeFile('/' + name, 'x'.repeat(size)); return name }
 exports.get = (name) => System.files.readFile('/' + name)
 `
-
-function cli (args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: ENV })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 /** Every file under `dir`, path -> bytes. */
 function snapshot (dir) {

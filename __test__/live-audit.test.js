@@ -8,25 +8,12 @@ const { spawn } = require('node:child_process')
 const path = require('node:path')
 
 const { RPCClient } = require('..')
+const { cli, BIN, ENV } = require('./cli-helpers')
 const { tmpdir } = require('./helpers')
 
-const BIN = path.join(__dirname, '..', 'bin', 'libvms.js')
-const ENV = { ...process.env, DEBUG: '' }
 const SCRIPT = path.join(__dirname, '..', 'examples', 'persisted-counter.js')
 const CLIENTS = 4
 const AUDITS = 3
-
-function cli (args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: ENV })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 async function serve (t, dir) {
   const child = spawn(process.execPath, [BIN, 'exec', SCRIPT, '--port', '0', '--host', '127.0.0.1', '--dir', dir], { env: ENV })

@@ -9,23 +9,10 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { RPCClient } = require('..')
+const { cli, BIN, ENV } = require('./cli-helpers')
 const { tmpdir } = require('./helpers')
 
-const BIN = path.join(__dirname, '..', 'bin', 'libvms.js')
 const EXAMPLES = path.join(__dirname, '..', 'examples')
-const ENV = { ...process.env, DEBUG: '' }
-
-function cli (args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: ENV })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 async function serveFactory (t, args) {
   const child = spawn(process.execPath, [BIN, 'factory', path.join(EXAMPLES, 'factory.js'), ...args], { env: ENV })
