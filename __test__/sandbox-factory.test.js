@@ -4,38 +4,14 @@
 // VM's log still verifies with `libvms verify`.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
 const { RPCClient } = require('..')
-const { cli, BIN, ENV } = require('./cli-helpers')
+const { cli, serve } = require('./cli-helpers')
 const { tmpdir } = require('./helpers')
 
 const EXAMPLES = path.join(__dirname, '..', 'examples')
-
-async function serveFactory (t, args) {
-  const child = spawn(process.execPath, [BIN, 'factory', path.join(EXAMPLES, 'factory.js'), ...args], { env: ENV })
-  let stdout = ''
-  let stderr = ''
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  child.stdout.on('data', (d) => { stdout += d })
-  child.stderr.on('data', (d) => { stderr += d })
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not serving in time:\n${stdout}\n${stderr}`)), 30000)
-    child.stdout.on('data', () => { if (stdout.includes('Ctrl+C')) { clearTimeout(timer); resolve() } })
-    exited.then(({ code }) => { clearTimeout(timer); reject(new Error(`exited with ${code}:\n${stdout}\n${stderr}`)) })
-  })
-  const port = Number(/ws:\/\/127\.0\.0\.1:(\d+)\//.exec(stdout)[1])
-  return {
-    url: `ws://127.0.0.1:${port}/`,
-    async stop (signal) {
-      child.kill(signal)
-      return { ...(await exited), stdout, stderr }
-    }
-  }
-}
 
 async function connect (t, url) {
   const c = new RPCClient({ timeout: 60000 })
@@ -46,7 +22,7 @@ async function connect (t, url) {
 
 test('a factory survives provisioned VMs that spin, allocate or call process.exit; the others keep answering and every log verifies', async (t) => {
   const dir = path.join(tmpdir(t), 'host.libvms')
-  const host = await serveFactory(t, ['--port', '0', '--dir', dir, '--call-timeout', '3000', '--memory-mb', '48'])
+  const host = await serve(t, ['factory', path.join(EXAMPLES, 'factory.js'), '--port', '0', '--dir', dir, '--call-timeout', '3000', '--memory-mb', '48'])
   const factory = await connect(t, host.url)
   const provision = async (code) => (await factory.provisionVM({ code, title: 't' })).id
   const ids = {
