@@ -57,6 +57,26 @@ test('progress: on a terminal a bar with counts, rate and ETA, under 100 redraws
   assert.match(r.stdout, /VERIFIED/)
 })
 
+test('progress: verify ws:// shows the fetch on a terminal too (the same bar), and the counts agree', async (t) => {
+  if (spawnSync('script', ['--version']).error) return t.skip('no `script` to run a pseudo-terminal')
+  const dir = path.join(tmpdir(t), 'counter.libvms')
+  const host = await serve(t, ['exec', path.join(EXAMPLES, 'persisted-counter.js'), '--port', '0', '--host', '127.0.0.1', '--dir', dir])
+  for (let i = 0; i < 3; i++) assert.equal((await cli(['call', host.url, 'inc'])).code, 0)
+  const cmd = [process.execPath, BIN, 'verify', host.url].map((a) => `'${a}'`).join(' ')
+  const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], { env: ENV, encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+  const frames = r.stdout.match(/fetching \[[=-]+\] \d+\/\d+ entries/g) || []
+  assert.ok(frames.length >= 1, r.stdout)
+  assert.match(frames[frames.length - 1], /\] 4\/4 entries/) // init and three calls
+  assert.match(r.stdout, /snapshot at length 4/)
+  assert.match(r.stdout, /VERIFIED/)
+  // Off a terminal the same audit draws no bar.
+  const plain = await cli(['verify', host.url])
+  assert.equal(plain.code, 0, plain.stdout + plain.stderr)
+  assert.doesNotMatch(plain.stdout + plain.stderr, /fetching \[/)
+  await host.stop()
+})
+
 test('progress: libvms log into a file shows a bar on the terminal, and the file holds only the entries', async (t) => {
   if (spawnSync('script', ['--version']).error) return t.skip('no `script` to run a pseudo-terminal')
   const out = path.join(tmpdir(t), 'log.txt')

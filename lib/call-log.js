@@ -73,21 +73,22 @@ class CallLog extends EventEmitter {
     if (dir) await fs.promises.mkdir(dir, { recursive: true })
     const key = m[1].toLowerCase()
     const dirPath = dir ? path.resolve(dir) : null
-    if (!config) {
+    if (!config && !_onProgress) {
       const core = await wrapNative(() => native.fetchLog(key, dirPath, list, timeout))
       const log = new CallLog(core, dir || null)
       log._follow()
       return log
     }
+    // A fetcher that can take DHT links as they are found, and tells how far it got.
     const fetcher = new native.NativeSwarmFetch()
-    const found = lookup(config, wrapNative(() => native.discoveryKey(key)), fetcher)
+    const found = config ? lookup(config, wrapNative(() => native.discoveryKey(key)), fetcher) : null
     let core
     // `_onProgress(held, length)` (the CLI's bar) while the download runs.
     const ticker = _onProgress && setInterval(() => _onProgress(...fetcher.progress()), 100)
     try {
       core = await wrapNative(() => fetcher.fetchLog(key, dirPath, list, timeout))
     } catch (e) {
-      await found.destroy()
+      if (found) await found.destroy()
       throw e
     } finally {
       if (ticker) clearInterval(ticker)

@@ -8,23 +8,11 @@ const DatArchive = require('../dat-archive')
 const { swarmConfig } = require('../swarm')
 const { resolvePeers } = require('../peers')
 const { UsageError } = require('../errors')
+const { progressBar } = require('./progress')
 
 const isLogUrl = (target) => /^dat:\/\//i.test(target)
 
 /** Fetch the log `url` and the archive its init entry names (into `dir`): { log, archive, filesUrl }. */
-/** Entries fetched: a bar on a terminal, one line at the end otherwise. */
-function fetchBar (err) {
-  return {
-    update (held, total) {
-      if (!err.isTTY || !total) return
-      const width = 30
-      const filled = Math.min(width, Math.round((held / total) * width))
-      err.write(`\r  fetching  [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${held}/${total}`)
-    },
-    end () { if (err.isTTY) err.write('\n') }
-  }
-}
-
 async function fetchByLogUrl (url, dir, timeout, swarm, say, err = process.stderr) {
   if (!swarmConfig(swarm) && resolvePeers().length === 0) {
     throw new UsageError('verify dat://... needs a way to find peers: --swarm, --bootstrap HOST:PORT, LIBVMS_BOOTSTRAP or LIBVMS_PEERS')
@@ -32,12 +20,12 @@ async function fetchByLogUrl (url, dir, timeout, swarm, say, err = process.stder
   say(`Verifying ${url}`)
   say('  looking up the call log...')
   // Into memory: an audit copy need not survive.
-  const bar = fetchBar(err)
+  const bar = progressBar(err, { label: 'fetching' })
   let log
   try {
-    log = await CallLog.fetch(url, null, { timeout, ...swarm, _onProgress: bar.update })
+    log = await CallLog.fetch(url, null, { timeout, ...swarm, _onProgress: (held, total) => { if (total) bar.update(held, total) } })
   } finally {
-    bar.end()
+    bar.stop()
   }
   try {
     say(`  fetched ${log.length} entries`)

@@ -13,6 +13,7 @@ const { readMeta, openLog, openArchive } = require('./vm-dir')
 const Verifier = require('../verifier')
 const { UsageError } = require('../errors')
 const { VerifyReport } = require('./verify-report')
+const { progressBar } = require('./progress')
 const { interruptible } = require('./interrupt')
 const { SWARM_OPTIONS, swarmOptions } = require('./swarm-options')
 const { isLogUrl, fetchByLogUrl } = require('./verify-dat')
@@ -26,7 +27,7 @@ class Mismatch extends Error {}
  * Audit a running host: ask it over RPC which log and archive its VM has and where it replicates them, then fetch
  * both (every block verified against the host's signed trees) into `dir`.
  */
-async function fetchRemote (target, dir, timeout, say) {
+async function fetchRemote (target, dir, timeout, say, err = process.stderr) {
   const url = wsUrl(target)
   const client = new RPCClient({ timeout })
   let info
@@ -46,7 +47,13 @@ async function fetchRemote (target, dir, timeout, say) {
   say(`  fetching from ${new URL(url).hostname}:${info.replicationPort}...`)
   // The RPC handshake registered the host's replication endpoint as a peer for both fetches.
   // The log is fetched into memory: an audit copy need not survive, and on disk every fetched block is synced.
-  const log = await CallLog.fetch(info.callLogUrl, null, { timeout })
+  const bar = progressBar(err, { label: 'fetching' })
+  let log
+  try {
+    log = await CallLog.fetch(info.callLogUrl, null, { timeout, _onProgress: (held, total) => { if (total) bar.update(held, total) } })
+  } finally {
+    bar.stop()
+  }
   // The snapshot length, fixed before the archive is fetched: the archive then holds at least what entry L-1 names.
   const length = log.length
   try {
@@ -123,12 +130,12 @@ module.exports = {
       if (isLogUrl(target)) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         temps.push(tmp)
-        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say, io.err)))
+        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say, report.summaryOnly ? null : io.err)))
       } else if (remote) {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         temps.push(tmp)
         // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.
-        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say)))
+        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say, report.summaryOnly ? null : io.err)))
       } else {
         const meta = readMeta(target)
         filesUrl = meta.url
