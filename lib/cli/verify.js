@@ -124,18 +124,17 @@ module.exports = {
     let replica = null
     let filesUrl
     let length
-    let tmp = null
     try {
       const remote = isRemote(target) || isLogUrl(target)
-      if (isLogUrl(target)) {
-        tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
+      if (remote) {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
         temps.push(tmp)
-        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchByLogUrl(target, tmp, intOption(values, 'timeout', 10000), swarmOptions(values), say, report.summaryOnly ? null : io.err)))
-      } else if (remote) {
-        tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-audit-'))
-        temps.push(tmp)
+        const timeout = intOption(values, 'timeout', 10000)
+        const bars = report.summaryOnly ? null : io.err
         // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.
-        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => fetchRemote(target, tmp, intOption(values, 'timeout', 10000), say, report.summaryOnly ? null : io.err)))
+        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => isLogUrl(target)
+          ? fetchByLogUrl(target, tmp, timeout, swarmOptions(values), say, bars)
+          : fetchRemote(target, tmp, timeout, say, bars)))
       } else {
         const meta = readMeta(target)
         filesUrl = meta.url
@@ -166,7 +165,7 @@ module.exports = {
       }
       // A running host writes on: compare its archive as entry L-1 left it. A stopped VM's directory is compared
       // whole, so writes that no entry accounts for show up as a mismatch.
-      const atSnapshot = tmp && version !== undefined
+      const atSnapshot = remote && version !== undefined
       const hostFiles = atSnapshot && version !== archive.version ? archive.checkout(version) : archive
       say(`  files archive ${archive.url} (version ${atSnapshot ? `${version}, named by entry ${L - 1}` : archive.version})`)
 
