@@ -31,6 +31,7 @@ class CallLog extends EventEmitter {
     this._unsettled = 0 // entries queued and not yet durable (or failed)
     this._tail = 0 // while _unsettled > 0: the length once they are all durable
     this._run = null // the last read-ahead run of blocks (see _readAhead)
+    this._audited = null // {length, result} of the last signed-call audit (see _audit)
     this._lastGet = -2
   }
 
@@ -214,7 +215,15 @@ class CallLog extends EventEmitter {
   /** Check every signed call (crates/auth): a VerificationError names the first bad entry. Resolves with whether the
    * log ends in signed mode. */
   _audit () {
-    return wrapNative(() => native.auditLog(this._live()))
+    // An append-only log audited up to a length stays audited: a replay and the compare after it (as in
+    // `libvms verify`) walk it once, not twice. A failed audit is not kept.
+    const length = this.length
+    if (this._audited && this._audited.length === length) return this._audited.result
+    const result = wrapNative(() => native.auditLog(this._live()))
+    const audited = { length, result }
+    this._audited = audited
+    result.catch(() => { if (this._audited === audited) this._audited = null })
+    return result
   }
 
   /**
