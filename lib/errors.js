@@ -12,57 +12,41 @@ class LibvmsError extends Error {
   get name () { return this.constructor.name }
 }
 
-// code -> class name. Archive names follow Beaker's DatArchive; the verifier's is VerificationError.
-const CLASS_NAMES = {
-  IO_ERROR: 'StorageIOError',
-  STORAGE_LOCKED: 'StorageLockedError',
-  STORAGE_CORRUPT: 'StorageCorruptError',
-  NOT_A_CORE: 'NotACoreError',
-  VERIFICATION_FAILED: 'IntegrityError',
-  INVALID_SIGNATURE: 'InvalidSignatureError',
-  OUT_OF_BOUNDS: 'OutOfBoundsError',
-  NOT_WRITABLE: 'NotWritableError',
-  CLOSED: 'ClosedError',
-  BAD_ARGUMENT: 'BadArgumentError',
-  ENCODING_ERROR: 'EncodingError',
-  INVALID_PROOF: 'InvalidProofError',
-  INTERNAL: 'InternalError',
-  NOT_FOUND: 'NotFoundError',
-  ENTRY_ALREADY_EXISTS: 'EntryAlreadyExistsError',
-  PARENT_FOLDER_DOESNT_EXIST: 'ParentFolderDoesntExistError',
-  INVALID_PATH: 'InvalidPathError',
-  ARCHIVE_NOT_WRITABLE: 'ArchiveNotWritableError',
-  DEST_DIRECTORY_NOT_EMPTY: 'DestDirectoryNotEmpty',
-  INVALID_ENCODING: 'InvalidEncodingError',
-  VERIFICATION_MISMATCH: 'VerificationError',
-  TIMEOUT: 'TimeoutError',
-  CONNECTION_FAILED: 'ConnectionError',
-  LIMIT_EXCEEDED: 'LimitError',
-  FORK: 'ForkError'
-}
+// The one error list is in Rust (crates/errors `codes!`): each stable code with its class name. Archive names follow
+// Beaker's DatArchive; the verifier's is VerificationError.
+const LIST = require('./native').errorClasses()
 
 const classes = { LibvmsError }
 const byCode = {}
-for (const [code, name] of Object.entries(CLASS_NAMES)) {
+for (const { code, className } of LIST) {
   // A named class per code: `class NotFoundError extends LibvmsError`, with the code fixed.
-  const cls = ({ [name]: class extends LibvmsError {
+  const cls = ({ [className]: class extends LibvmsError {
     constructor (message, props) { super(message || code, code, props) }
-  } })[name]
+  } })[className]
   cls.code = code
-  classes[name] = cls
+  classes[className] = cls
   byCode[code] = cls
 }
 
-// Native errors arrive as `CODE: message` or `CODE@index: message` (see src/errors.rs).
-const NATIVE_MESSAGE = /^([A-Z][A-Z_]+)(?:@(\d+))?: ([\s\S]*)$/
+/** A native error as data (`{code, message, index?}`, see src/errors.rs) as the named class for its code. */
+function fromData (data) {
+  const props = data.index != null ? { index: Number(data.index) } : undefined
+  return errorFor(data.code, data.message, props)
+}
 
-/** Turn an error thrown by the addon into the named class for its code; other errors pass through. */
+/**
+ * Turn an error thrown by the addon into the named class for its code; other errors pass through. The addon puts
+ * the code in the error's `cause` as JSON data (napi-rs carries no other field for async functions).
+ */
 function fromNative (err) {
-  if (!err || typeof err.message !== 'string' || err instanceof LibvmsError) return err
-  const m = NATIVE_MESSAGE.exec(err.message)
-  if (!m || !byCode[m[1]]) return err
-  const props = m[2] !== undefined ? { index: Number(m[2]) } : undefined
-  return new byCode[m[1]](m[3], props)
+  if (!err || err instanceof LibvmsError || !(err.cause instanceof Error)) return err
+  let data
+  try {
+    data = JSON.parse(err.cause.message)
+  } catch (_) {
+    return err
+  }
+  return data && byCode[data.code] ? fromData(data) : err
 }
 
 /** Call a native function (sync or async) and rethrow its errors as named classes. */
@@ -95,7 +79,8 @@ module.exports = {
   CapacityError,
   UsageError,
   fromNative,
+  fromData,
   wrapNative,
   errorFor,
-  CODES: Object.keys(CLASS_NAMES)
+  CODES: LIST.map((c) => c.code)
 }

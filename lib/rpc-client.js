@@ -5,7 +5,7 @@ const { EventEmitter } = require('node:events')
 
 const native = require('./native')
 const { addPeer } = require('./peers')
-const { wrapNative, fromNative, BadArgumentError, ClosedError, EncodingError } = require('./errors')
+const { wrapNative, fromData, BadArgumentError, ClosedError, EncodingError } = require('./errors')
 
 const DEFAULT_TIMEOUT = 5e3
 
@@ -119,7 +119,7 @@ function settle (conn, calls, client) {
       client.lastReceipt = JSON.parse(r.receipt)
       client.emit('receipt', client.lastReceipt)
     }
-    if (r.error != null) p.reject(fromNative(new Error(r.error)))
+    if (r.error != null) p.reject(fromData(r.error))
     else if (!r.ok) p.reject(JSON.parse(r.json))
     else p.resolve(r.json == null ? undefined : JSON.parse(r.json))
   }

@@ -1,18 +1,36 @@
 //! The one conversion point from Rust errors (and panics) to JavaScript errors.
 //!
-//! A native error's message is `CODE: message` or `CODE@index: message`; `lib/errors.js` turns that into the named
-//! class for the code. This works the same for sync and async functions (napi-rs only keeps custom status codes on
-//! sync ones).
+//! The code travels as data, never inside the message text: a thrown native error's `cause` is an Error whose
+//! message is the JSON of [`NativeError`] (`{code, message, index?}`), and `lib/errors.js` turns that into the
+//! named class for the code. The `cause` is the one field napi-rs carries alike for sync and async functions
+//! (its `status`, which becomes `err.code`, is a fixed enum, and async functions keep only `GenericFailure`).
+//! The error's own message stays `CODE: message`, for a human who sees it unwrapped.
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use libvms_errors::{Error, ErrorCode};
 
+/// A native error as data: what `lib/errors.js` builds its named class from.
+#[napi_derive::napi(object)]
+pub struct NativeError {
+    pub code: String,
+    pub message: String,
+    /// For integrity errors: the first bad block or entry.
+    pub index: Option<f64>,
+}
+
+/// The error as a plain object, for errors handed to JavaScript as values (e.g. a failed RPC call's reply).
+pub fn structured(e: Error) -> NativeError {
+    NativeError { code: e.code.as_str().to_string(), message: e.message, index: e.index.map(|i| i as f64) }
+}
+
 pub fn to_js(e: Error) -> napi::Error {
-    let reason = match e.index {
-        Some(i) => format!("{}@{}: {}", e.code, i, e.message),
-        None => format!("{}: {}", e.code, e.message),
-    };
-    napi::Error::new(napi::Status::GenericFailure, reason)
+    let mut data = serde_json::json!({ "code": e.code.as_str(), "message": e.message });
+    if let Some(i) = e.index {
+        data["index"] = i.into();
+    }
+    let mut out = napi::Error::new(napi::Status::GenericFailure, e.to_string());
+    out.set_cause(napi::Error::new(napi::Status::GenericFailure, data.to_string()));
+    out
 }
 
 // Binding functions must spell their return type `napi::Result<T>`: napi-derive recognises `Result` by name.
@@ -38,10 +56,17 @@ pub fn guard<T>(f: impl FnOnce() -> libvms_errors::Result<T>) -> JsResult<T> {
     }
 }
 
-/// Every stable error code, so JavaScript can check it has a class for each.
+/// One stable error code and the name of the JavaScript class it is thrown as.
+#[napi_derive::napi(object)]
+pub struct ErrorClass {
+    pub code: String,
+    pub class_name: String,
+}
+
+/// The one error list (crates/errors `codes!`): `lib/errors.js` makes a named class for each entry.
 #[napi_derive::napi]
-pub fn error_codes() -> Vec<String> {
-    ErrorCode::ALL.iter().map(|c| c.as_str().to_string()).collect()
+pub fn error_classes() -> Vec<ErrorClass> {
+    ErrorCode::ALL.iter().map(|c| ErrorClass { code: c.as_str().into(), class_name: c.class_name().into() }).collect()
 }
 
 /// Test hook: panics inside the binding, to prove a panic becomes an `INTERNAL` error.

@@ -424,14 +424,14 @@ pub struct NativeRpcClient {
 /// Called (with no arguments) when replies are waiting: JavaScript then takes them all with `takeReplies()`.
 type WakeFn = ThreadsafeFunction<(), (), (), Status, false>;
 
-/// One finished call: `token` is the caller's name for it. `error` (a native error's `CODE: message` text) when
+/// One finished call: `token` is the caller's name for it. `error` (a native error, as data) when
 /// the call failed here (timeout, closed connection); else the wire reply as in [`WireReply`].
 #[napi(object)]
 pub struct ClientReply {
     pub token: u32,
     pub ok: bool,
     pub json: Option<String>,
-    pub error: Option<String>,
+    pub error: Option<crate::errors::NativeError>,
     /// A signed call's receipt, as JSON.
     pub receipt: Option<String>,
 }
@@ -514,7 +514,7 @@ impl NativeRpcClient {
                     let WireReply { ok, json } = wire_reply(r);
                     ClientReply { token, ok, json, error: None, receipt: receipt.map(|r| r.to_string()) }
                 }
-                Err(e) => ClientReply { token, ok: false, json: None, error: Some(crate::errors::to_js(e).reason), receipt: None },
+                Err(e) => ClientReply { token, ok: false, json: None, error: Some(crate::errors::structured(e)), receipt: None },
             };
             replies.push(reply);
             replies.outstanding.end();

@@ -5,8 +5,9 @@
 use std::fmt;
 
 macro_rules! codes {
-    ($( $(#[$doc:meta])* $variant:ident => $code:literal ),* $(,)?) => {
-        /// Stable error codes. Never rename one: JavaScript callers and tests match on the string.
+    ($( $(#[$doc:meta])* $variant:ident => $code:literal as $class:literal ),* $(,)?) => {
+        /// Stable error codes, each with the name of its JavaScript class. Never rename either: JavaScript callers
+        /// and tests match on both (`err.code`, `err.name`, `instanceof`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode { $( $(#[$doc])* $variant ),* }
 
@@ -16,55 +17,61 @@ macro_rules! codes {
             pub fn as_str(self) -> &'static str {
                 match self { $( ErrorCode::$variant => $code ),* }
             }
+
+            /// The JavaScript class this code is thrown as (`lib/errors.js` builds one per code from this list).
+            pub fn class_name(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $class ),* }
+            }
         }
     };
 }
 
+// `Variant => "CODE" as "ClassName"`. Archive names follow Beaker's DatArchive; the verifier's is VerificationError.
 codes! {
     /// The operating system refused a file operation.
-    Io => "IO_ERROR",
+    Io => "IO_ERROR" as "StorageIOError",
     /// Another open handle (this process or another) holds the storage lock.
-    StorageLocked => "STORAGE_LOCKED",
+    StorageLocked => "STORAGE_LOCKED" as "StorageLockedError",
     /// Stored files are damaged: bad frames, missing tree nodes, sizes that do not add up.
-    StorageCorrupt => "STORAGE_CORRUPT",
+    StorageCorrupt => "STORAGE_CORRUPT" as "StorageCorruptError",
     /// The directory holds something that is not ours (or nothing at all).
-    NotACore => "NOT_A_CORE",
+    NotACore => "NOT_A_CORE" as "NotACoreError",
     /// A stored block or tree does not match the signed Merkle tree.
-    VerificationFailed => "VERIFICATION_FAILED",
+    VerificationFailed => "VERIFICATION_FAILED" as "IntegrityError",
     /// A signature does not verify against the core's key.
-    InvalidSignature => "INVALID_SIGNATURE",
+    InvalidSignature => "INVALID_SIGNATURE" as "InvalidSignatureError",
     /// A read past the end of the log, or of data not held locally.
-    OutOfBounds => "OUT_OF_BOUNDS",
+    OutOfBounds => "OUT_OF_BOUNDS" as "OutOfBoundsError",
     /// A write to a core opened without its secret key.
-    NotWritable => "NOT_WRITABLE",
+    NotWritable => "NOT_WRITABLE" as "NotWritableError",
     /// The handle was closed.
-    Closed => "CLOSED",
+    Closed => "CLOSED" as "ClosedError",
     /// An argument has the wrong type or value.
-    BadArgument => "BAD_ARGUMENT",
+    BadArgument => "BAD_ARGUMENT" as "BadArgumentError",
     /// A value cannot be encoded (not JSON-serialisable, bad encoding name...).
-    EncodingError => "ENCODING_ERROR",
+    EncodingError => "ENCODING_ERROR" as "EncodingError",
     /// An invalid proof, or one that does not fit the tree it is applied to.
-    InvalidProof => "INVALID_PROOF",
+    InvalidProof => "INVALID_PROOF" as "InvalidProofError",
     /// A bug: a Rust panic caught at the binding boundary.
-    Internal => "INTERNAL",
+    Internal => "INTERNAL" as "InternalError",
     // Files archive (Beaker's DatArchive names).
-    NotFound => "NOT_FOUND",
-    EntryAlreadyExists => "ENTRY_ALREADY_EXISTS",
-    ParentFolderDoesntExist => "PARENT_FOLDER_DOESNT_EXIST",
-    InvalidPath => "INVALID_PATH",
-    ArchiveNotWritable => "ARCHIVE_NOT_WRITABLE",
-    DestDirectoryNotEmpty => "DEST_DIRECTORY_NOT_EMPTY",
-    InvalidEncoding => "INVALID_ENCODING",
+    NotFound => "NOT_FOUND" as "NotFoundError",
+    EntryAlreadyExists => "ENTRY_ALREADY_EXISTS" as "EntryAlreadyExistsError",
+    ParentFolderDoesntExist => "PARENT_FOLDER_DOESNT_EXIST" as "ParentFolderDoesntExistError",
+    InvalidPath => "INVALID_PATH" as "InvalidPathError",
+    ArchiveNotWritable => "ARCHIVE_NOT_WRITABLE" as "ArchiveNotWritableError",
+    DestDirectoryNotEmpty => "DEST_DIRECTORY_NOT_EMPTY" as "DestDirectoryNotEmpty",
+    InvalidEncoding => "INVALID_ENCODING" as "InvalidEncodingError",
     // Verifier.
-    VerificationMismatch => "VERIFICATION_MISMATCH",
+    VerificationMismatch => "VERIFICATION_MISMATCH" as "VerificationError",
     // Network.
-    Timeout => "TIMEOUT",
-    ConnectionFailed => "CONNECTION_FAILED",
+    Timeout => "TIMEOUT" as "TimeoutError",
+    ConnectionFailed => "CONNECTION_FAILED" as "ConnectionError",
     // Sandbox.
     /// A VM call was stopped by a limit (time or memory); the host's word, recorded in the log.
-    LimitExceeded => "LIMIT_EXCEEDED",
+    LimitExceeded => "LIMIT_EXCEEDED" as "LimitError",
     /// Two validly signed heads of one log with the same length and fork disagree: the host rewrote history.
-    Fork => "FORK",
+    Fork => "FORK" as "ForkError",
 }
 
 impl fmt::Display for ErrorCode {
@@ -167,6 +174,17 @@ mod tests {
             assert!(seen.insert(s), "duplicate code {s}");
             assert!(s.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'), "{s}");
         }
+    }
+
+    #[test]
+    fn class_names_are_unique_identifiers() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            let n = c.class_name();
+            assert!(seen.insert(n), "duplicate class name {n}");
+            assert!(n.starts_with(|ch: char| ch.is_ascii_uppercase()) && n.chars().all(|ch| ch.is_ascii_alphanumeric()), "{n}");
+        }
+        assert_eq!(ErrorCode::VerificationMismatch.class_name(), "VerificationError");
     }
 
     #[test]
