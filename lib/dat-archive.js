@@ -124,8 +124,8 @@ class DatArchive {
     const drive = await this._open()
     let manifest = {}
     try {
-      await this._fetchPath(drive, '/dat.json', 'content')
-      manifest = JSON.parse((await wrapNative(() => drive.readFile('/dat.json'))).toString('utf8'))
+      const buf = await this._held(drive, '/dat.json', 'content', () => wrapNative(() => drive.readFile('/dat.json')))
+      manifest = JSON.parse(buf.toString('utf8'))
     } catch (e) {
       if (e.code !== 'NOT_FOUND' && !(e instanceof SyntaxError)) throw e
     }
@@ -144,25 +144,23 @@ class DatArchive {
   async stat (filepath) {
     const drive = this._ready() || await this._open()
     const p = checkPath(filepath)
-    if (drive.sparse) await this._fetchPath(drive, p, 'entry')
-    return new Stat(wrapNative(() => drive.statNow(p)) ?? await wrapNative(() => drive.stat(p)))
+    const read = async () => wrapNative(() => drive.statNow(p)) ?? await wrapNative(() => drive.stat(p))
+    return new Stat(drive.sparse ? await this._held(drive, p, 'entry', read) : await read())
   }
 
   async readFile (filepath, opts) {
     const encoding = encodingOf(opts, 'utf8')
     const drive = this._ready() || await this._open()
     const p = checkPath(filepath)
-    if (drive.sparse) await this._fetchPath(drive, p, 'content')
-    const buf = wrapNative(() => drive.readSmallFile(p, SYNC_READ_MAX)) ?? await wrapNative(() => drive.readFile(p))
-    return decode(buf, encoding)
+    const read = async () => wrapNative(() => drive.readSmallFile(p, SYNC_READ_MAX)) ?? await wrapNative(() => drive.readFile(p))
+    return decode(drive.sparse ? await this._held(drive, p, 'content', read) : await read(), encoding)
   }
 
   async readdir (filepath = '/', opts = {}) {
     const { recursive = false, stat = false } = opts || {}
     const drive = await this._open()
     const dir = checkPath(filepath)
-    await this._fetchPath(drive, dir, recursive ? 'listRecursive' : 'list')
-    const names = await wrapNative(() => drive.readdir(dir, !!recursive))
+    const names = await this._held(drive, dir, recursive ? 'listRecursive' : 'list', () => wrapNative(() => drive.readdir(dir, !!recursive)))
     if (!stat) return names
     const out = []
     for (const name of names) out.push({ name, stat: await this.stat(path.posix.join(dir, name)) })
@@ -250,6 +248,21 @@ class DatArchive {
   _heldBlocks () {
     const [mh, ml, ch, cl] = wrapNative(() => this._live().heldBlocks())
     return { metadata: [mh, ml], content: [ch, cl] }
+  }
+
+  /**
+   * `read()` from the blocks held; on a sparse fetched archive that lacks a block it needs (OUT_OF_BOUNDS), fetch
+   * what `need` of `p` reads from the peers, then read again.
+   */
+  async _held (drive, p, need, read) {
+    if (!drive.sparse) return read()
+    try {
+      return await read()
+    } catch (e) {
+      if (e.code !== 'OUT_OF_BOUNDS') throw e
+    }
+    await this._fetchPath(drive, p, need)
+    return read()
   }
 
   /** On a sparse fetched archive, fetch what `need` of `p` reads from the peers (see NativeDrive.fetchPath). */
