@@ -124,7 +124,16 @@ impl SparseArchive {
 
     /// Download blocks [start, end) of `core` and wait until they are all held.
     async fn get(&self, core: &ReplCore, start: u64, end: u64, deadline: tokio::time::Instant, timeout: Duration) -> Result<()> {
-        let held = || core.with(|c| Ok((start..end).all(|i| c.has(i))));
+        // Blocks only arrive while we wait: the first missing one only moves up.
+        let mut next = start;
+        let mut held = || {
+            core.with(|c| {
+                while next < end && c.has(next) {
+                    next += 1;
+                }
+                Ok(next >= end)
+            })
+        };
         if held()? {
             return Ok(());
         }
