@@ -128,9 +128,11 @@ export class DatArchive {
   /**
    * Reopen the archive `url` stored at `localPath`, or, with peers (`opts.peers`, LIBVMS_PEERS, `addPeer`), download
    * it (resuming into `localPath`, or a temporary folder) verified block by block. Read-only when fetched; it then
-   * follows the files written on the host until closed, unless `live` is false.
+   * follows the files written on the host until closed, unless `live` is false. A live fetch is sparse: the open
+   * fetches the header only, and `stat`/`readFile`/`readdir`/`download(path)` fetch just the blocks that path needs;
+   * `sparse: false` (or `live: false`) downloads the whole archive at open.
    */
-  constructor (url: string, opts?: { localPath?: string, peers?: string[], timeout?: number, live?: boolean } & SwarmOptions)
+  constructor (url: string, opts?: { localPath?: string, peers?: string[], timeout?: number, live?: boolean, sparse?: boolean } & SwarmOptions)
   /** Resolves once open; rejects with the open's error (STORAGE_LOCKED, NOT_A_CORE, BAD_ARGUMENT for a wrong url). */
   ready (): Promise<this>
   readonly url: string
@@ -151,7 +153,10 @@ export class DatArchive {
   history (opts?: { start?: number, end?: number, reverse?: boolean }): Promise<HistoryRecord[]>
   /** A read-only view of the archive at `version`. */
   checkout (version: number): DatArchive
-  /** Resolves at once for local data. */
+  /**
+   * Resolves once `path` is held locally: a file's content, or every file under a folder ('/': everything). A sparse
+   * fetched archive fetches only those blocks (and the metadata that finds them); at once for local data.
+   */
   download (path?: string): Promise<void>
   close (): Promise<void>
 }
@@ -497,11 +502,19 @@ export interface SwarmOptions {
 
 /** Serves call logs and archives to any hypercore@10/11 peer (ours or npm `hypercore`) over TCP, and on the DHT. */
 export class ReplicationHost {
-  /** Listen on `host:port` (default 127.0.0.1 and an OS-chosen port); with swarm options, also announce on the DHT. */
+  /**
+   * Start listening on `host:port` (default 127.0.0.1 and an OS-chosen port); with swarm options, also announce on
+   * the DHT. `add()` waits for the listen; `ready()` surfaces its failure.
+   */
+  constructor (opts?: { host?: string, port?: number } & SwarmOptions)
+  /** Same as the constructor, resolving once listening. */
   static listen (opts?: { host?: string, port?: number } & SwarmOptions): Promise<ReplicationHost>
-  readonly port: number
-  /** `host:port`, to hand to fetchers. */
-  readonly address: string
+  /** Resolves once listening (rejects with CONNECTION_FAILED when the port cannot be bound). */
+  ready (): Promise<this>
+  /** null until listening. */
+  readonly port: number | null
+  /** `host:port`, to hand to fetchers; null until listening. */
+  readonly address: string | null
   /** Whether this host announces what it serves on a Hyperswarm DHT. */
   readonly swarm: boolean
   /** Serve an open CallLog, or both logs of a DatArchive; with a swarm, resolves once their discovery keys are announced. */

@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const native = require('./native')
 const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutError, EncodingError } = require('./errors')
 const { encodeJSON, toJSONText } = require('./json')
-const { resolvePeers, noPeerError } = require('./peers')
+const { resolvePeers, noPeerError, knownSwarm } = require('./peers')
 const { swarmConfig, lookup } = require('./swarm')
 
 const READ_CHUNK = 512 // entries fetched from native per step when streaming
@@ -69,7 +69,8 @@ class CallLog extends EventEmitter {
     if (!m) throw new BadArgumentError(`not a dat:// log URL: ${url}`)
     if (!Number.isSafeInteger(timeout) || timeout < 0) throw new BadArgumentError('timeout must be a non-negative integer (ms)')
     const list = resolvePeers(peers)
-    const config = swarmConfig({ swarm, bootstrap })
+    // No peer and no DHT option: the DHT a swarm peer was found on before, if any (lib/peers.js).
+    const config = swarmConfig({ swarm, bootstrap }) || (list.length === 0 ? knownSwarm() : null)
     if (list.length === 0 && !config) throw noPeerError(url)
     if (dir) await fs.promises.mkdir(dir, { recursive: true })
     const key = m[1].toLowerCase()

@@ -6,7 +6,7 @@ const path = require('node:path')
 
 const os = require('node:os')
 const native = require('./native')
-const { resolvePeers, noPeerError } = require('./peers')
+const { resolvePeers, noPeerError, knownSwarm } = require('./peers')
 const { swarmConfig, lookup } = require('./swarm')
 const {
   wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError, StorageIOError
@@ -39,9 +39,11 @@ class DatArchive {
    * Open the archive `url` stored at `opts.localPath`. Fetching an archive from peers (no localPath) comes with
    * replication: a fetched archive then follows the files written on the host until closed (`live: false` keeps the
    * copy as it was when the fetch completed). Methods wait for the open; `await archive.ready()` surfaces its errors
-   * early.
+   * early. A live fetch is sparse: the open fetches the header only, and each path's blocks are fetched when it is
+   * first read (`download(path)` ahead of time); `sparse: false` (or `live: false`) downloads everything at open.
    */
-  constructor (url, { localPath, peers, timeout = 10000, live = true, swarm, bootstrap } = {}, _native) {
+  constructor (url, { localPath, peers, timeout = 10000, live = true, sparse, swarm, bootstrap } = {}, _native) {
+    this._timeout = timeout
     if (_native) {
       this._drive = _native
       this._opening = Promise.resolve()
@@ -49,7 +51,8 @@ class DatArchive {
       const m = typeof url === 'string' ? KEY_RE.exec(url) : null
       if (!m) throw new BadArgumentError(`not a dat:// archive URL: ${url}`)
       const list = resolvePeers(peers)
-      const config = swarmConfig({ swarm, bootstrap })
+      // No peer and no DHT option: the DHT a swarm peer was found on before, if any (lib/peers.js).
+      const config = swarmConfig({ swarm, bootstrap }) || (list.length === 0 ? knownSwarm() : null)
       const local = typeof localPath === 'string' && localPath
       if (!local && list.length === 0 && !config) {
         throw noPeerError(url) // and no {localPath} holding a copy
@@ -62,23 +65,24 @@ class DatArchive {
           this._drive = wrapNative(() => native.NativeDrive.open(path.resolve(localPath), key))
           return
         }
+        const sparseFetch = sparse === undefined ? live !== false : !!sparse
         const dir = local ? path.resolve(localPath) : await fs.promises.mkdtemp(path.join(os.tmpdir(), 'libvms-archive-'))
         await fs.promises.mkdir(dir, { recursive: true })
         if (!config) {
-          this._drive = await wrapNative(() => native.fetchDrive(key, dir, list, timeout, live !== false))
+          this._drive = await wrapNative(() => native.fetchDrive(key, dir, list, timeout, live !== false, sparseFetch))
           return
         }
         // Found on the DHT by the metadata log's discovery key; the content log travels on the same connections.
         const fetcher = new native.NativeSwarmFetch()
         const found = lookup(config, wrapNative(() => native.discoveryKey(key)), fetcher)
         try {
-          this._drive = await wrapNative(() => fetcher.fetchDrive(key, dir, list, timeout, live !== false))
+          this._drive = await wrapNative(() => fetcher.fetchDrive(key, dir, list, timeout, live !== false, sparseFetch))
         } catch (e) {
           await found.destroy()
           throw e
         }
-        // A snapshot needs no peer any more; a live copy keeps them until closed.
-        if (live === false) await found.destroy()
+        // A snapshot needs no peer any more; a live (or sparse) copy keeps them until closed.
+        if (live === false && !sparseFetch) await found.destroy()
         else this._swarm = found
       })
       this._opening.catch(() => {}) // surfaced by ready() and every method
@@ -120,7 +124,8 @@ class DatArchive {
     const drive = await this._open()
     let manifest = {}
     try {
-      manifest = JSON.parse((await wrapNative(() => drive.readFile('/dat.json'))).toString('utf8'))
+      const buf = await this._held(drive, '/dat.json', 'content', () => wrapNative(() => drive.readFile('/dat.json')))
+      manifest = JSON.parse(buf.toString('utf8'))
     } catch (e) {
       if (e.code !== 'NOT_FOUND' && !(e instanceof SyntaxError)) throw e
     }
@@ -139,22 +144,23 @@ class DatArchive {
   async stat (filepath) {
     const drive = this._ready() || await this._open()
     const p = checkPath(filepath)
-    return new Stat(wrapNative(() => drive.statNow(p)) ?? await wrapNative(() => drive.stat(p)))
+    const read = async () => wrapNative(() => drive.statNow(p)) ?? await wrapNative(() => drive.stat(p))
+    return new Stat(drive.sparse ? await this._held(drive, p, 'entry', read) : await read())
   }
 
   async readFile (filepath, opts) {
     const encoding = encodingOf(opts, 'utf8')
     const drive = this._ready() || await this._open()
     const p = checkPath(filepath)
-    const buf = wrapNative(() => drive.readSmallFile(p, SYNC_READ_MAX)) ?? await wrapNative(() => drive.readFile(p))
-    return decode(buf, encoding)
+    const read = async () => wrapNative(() => drive.readSmallFile(p, SYNC_READ_MAX)) ?? await wrapNative(() => drive.readFile(p))
+    return decode(drive.sparse ? await this._held(drive, p, 'content', read) : await read(), encoding)
   }
 
   async readdir (filepath = '/', opts = {}) {
     const { recursive = false, stat = false } = opts || {}
     const drive = await this._open()
     const dir = checkPath(filepath)
-    const names = await wrapNative(() => drive.readdir(dir, !!recursive))
+    const names = await this._held(drive, dir, recursive ? 'listRecursive' : 'list', () => wrapNative(() => drive.readdir(dir, !!recursive)))
     if (!stat) return names
     const out = []
     for (const name of names) out.push({ name, stat: await this.stat(path.posix.join(dir, name)) })
@@ -199,6 +205,7 @@ class DatArchive {
   /** One record per version in [start, end): `{type: 'put'|'del', path, version}`. */
   async history ({ start = 0, end, reverse = false } = {}) {
     const drive = await this._open()
+    await this._fetchPath(drive, '/', 'metadata')
     return wrapNative(() => drive.history(start, end === undefined ? null : end, !!reverse))
   }
 
@@ -226,10 +233,41 @@ class DatArchive {
     return message ? new StorageIOError(message) : null
   }
 
-  /** Resolves once `filepath` is held locally: a fetched archive is downloaded whole when it opens. */
+  /**
+   * Resolves once `filepath` is held locally: a file's content, or every file under a folder ('/': the whole
+   * archive). A sparse fetched archive fetches just those blocks (and the metadata that finds them); any other
+   * archive already holds everything.
+   */
   async download (filepath = '/') {
-    await this._open()
-    checkPath(filepath)
+    const drive = await this._open()
+    const p = checkPath(filepath)
+    await this._fetchPath(drive, p, p === '/' ? 'all' : 'content')
+  }
+
+  /** Blocks held locally: {metadata: [held, length], content: [held, length]} (tests, progress). */
+  _heldBlocks () {
+    const [mh, ml, ch, cl] = wrapNative(() => this._live().heldBlocks())
+    return { metadata: [mh, ml], content: [ch, cl] }
+  }
+
+  /**
+   * `read()` from the blocks held; on a sparse fetched archive that lacks a block it needs (OUT_OF_BOUNDS), fetch
+   * what `need` of `p` reads from the peers, then read again.
+   */
+  async _held (drive, p, need, read) {
+    if (!drive.sparse) return read()
+    try {
+      return await read()
+    } catch (e) {
+      if (e.code !== 'OUT_OF_BOUNDS') throw e
+    }
+    await this._fetchPath(drive, p, need)
+    return read()
+  }
+
+  /** On a sparse fetched archive, fetch what `need` of `p` reads from the peers (see NativeDrive.fetchPath). */
+  async _fetchPath (drive, p, need) {
+    if (drive.sparse) await wrapNative(() => drive.fetchPath(p, need, this._timeout))
   }
 
   close () {

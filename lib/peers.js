@@ -1,10 +1,14 @@
 'use strict'
 // Where to find peers for replication: an explicit list, the LIBVMS_PEERS environment variable
 // (comma-separated host:port), and a registry other modules add to (e.g. endpoints learned from RPC
-// handshakes, later a DHT). Every source yields `host:port` strings; duplicates are dropped.
+// handshakes). Every source yields `host:port` strings; duplicates are dropped. Peers found on a Hyperswarm DHT
+// join the same registry by their public key (they have no TCP address), with the DHT they were found on: a later
+// fetch that knows no other peer asks them again, directly, on that DHT.
 const { BadArgumentError, ConnectionError } = require('./errors')
 
 const registry = new Set()
+/** Swarm peers: public key (hex) -> the DHT config ({bootstrap}) they were found on. Newest last. */
+const swarmRegistry = new Map()
 const ADDR_RE = /^(\[[0-9a-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/i
 
 function check (addr) {
@@ -24,6 +28,28 @@ function addPeer (addr) {
   return () => registry.delete(a)
 }
 
+/** Remember a peer found on the DHT `config` (see lib/swarm.js swarmConfig) by its public key. */
+function addSwarmPeer (publicKey, config) {
+  const hex = Buffer.from(publicKey).toString('hex')
+  swarmRegistry.delete(hex)
+  swarmRegistry.set(hex, config)
+  return () => swarmRegistry.delete(hex)
+}
+
+const sameDht = (a, b) => JSON.stringify(a.bootstrap) === JSON.stringify(b.bootstrap)
+
+/** Public keys (Buffers) of the peers found on the DHT `config`. */
+function swarmPeers (config) {
+  return [...swarmRegistry].filter(([, c]) => sameDht(c, config)).map(([hex]) => Buffer.from(hex, 'hex'))
+}
+
+/** The DHT of the newest swarm peer, or null: a fetch with no other peer and no DHT option asks there. */
+function knownSwarm () {
+  let last = null
+  for (const c of swarmRegistry.values()) last = c
+  return last
+}
+
 /** The peers to try: explicit ones first, then LIBVMS_PEERS, then the registry. */
 function resolvePeers (explicit) {
   if (explicit !== undefined && !Array.isArray(explicit)) throw new BadArgumentError('peers must be an array of "host:port"')
@@ -39,4 +65,4 @@ function noPeerError (url) {
     "names its replication port), or pass {peers: ['host:port']}, set LIBVMS_PEERS=host:port, call addPeer('host:port'), or look it up on a DHT with {swarm: true} or {bootstrap: ['host:port']}")
 }
 
-module.exports = { addPeer, resolvePeers, fromEnv, noPeerError }
+module.exports = { addPeer, resolvePeers, fromEnv, noPeerError, addSwarmPeer, swarmPeers, knownSwarm }

@@ -6,6 +6,7 @@
 // Joining is explicit: `swarm: true` joins the public DHT, `bootstrap` (or LIBVMS_BOOTSTRAP) a private one.
 const createDebug = require('./debug')
 const { BadArgumentError } = require('./errors')
+const { addSwarmPeer, swarmPeers } = require('./peers')
 
 const debug = createDebug('libvms:swarm')
 const HOST_RE = /^(\[[0-9a-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/i
@@ -110,8 +111,11 @@ function lookup (config, discoveryKey, fetcher) {
   let timer = null
   swarm.on('connection', (conn) => {
     connected = true
+    addSwarmPeer(conn.remotePublicKey, config) // later fetches ask it again (lib/peers.js)
     attach(conn, fetcher.link(conn.isInitiator, conn.handshakeHash, conn.remotePublicKey))
   })
+  // Peers found before on this DHT are asked directly too: they may serve this key without announcing it (yet).
+  for (const publicKey of swarmPeers(config)) swarm.joinPeer(publicKey)
   const discovery = swarm.join(discoveryKey, { server: false, client: true })
   let wait = 1000
   const retry = () => {

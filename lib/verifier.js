@@ -77,6 +77,8 @@ class Verifier {
       if (!(arch instanceof DatArchive)) throw new BadArgumentError(`compareArchives: ${name} must be a DatArchive`)
     }
     const [da, db] = [await a._open(), await b._open()]
+    // A sparse fetched archive holds only what was read so far: the comparison reads everything.
+    await Promise.all([a.download('/'), b.download('/')])
     const diff = await wrapNative(() => native.NativeDrive.diff(da, db))
     const { added, removed, changed } = diff
     if (added.length + removed.length + changed.length === 0) return

@@ -20,6 +20,8 @@ pub struct NativeDrive {
     key: [u8; 32],
     /// For a fetched archive: the sessions that keep it following its peers, ended by `close`.
     following: Option<Arc<libvms_replicate::Fetch>>,
+    /// For a sparse fetched archive: paths are fetched on demand through this.
+    sparse: Option<Arc<libvms_replicate::SparseArchive>>,
 }
 
 #[napi(object)]
@@ -111,12 +113,19 @@ fn version_of(d: &DiskDrive) -> f64 {
 
 impl NativeDrive {
     pub(crate) fn wrap(drive: DiskDrive, key: [u8; 32]) -> NativeDrive {
-        NativeDrive { drive: Arc::new(Mutex::new(Some(drive))), key, following: None }
+        NativeDrive { drive: Arc::new(Mutex::new(Some(drive))), key, following: None, sparse: None }
     }
 
     /// A fetched archive that keeps following its peers until closed.
     pub(crate) fn wrap_following(drive: DiskDrive, key: [u8; 32], fetch: libvms_replicate::Fetch) -> NativeDrive {
         NativeDrive { following: Some(Arc::new(fetch)), ..NativeDrive::wrap(drive, key) }
+    }
+
+    /// A fetched archive holding only its header: paths are fetched on demand (`fetchPath`).
+    pub(crate) fn wrap_sparse(drive: DiskDrive, key: [u8; 32], fetch: libvms_replicate::Fetch) -> Result<NativeDrive> {
+        let fetch = Arc::new(fetch);
+        let sparse = Some(Arc::new(libvms_replicate::SparseArchive::new(fetch.clone())?));
+        Ok(NativeDrive { following: Some(fetch), sparse, ..NativeDrive::wrap(drive, key) })
     }
 }
 
@@ -314,6 +323,38 @@ impl NativeDrive {
             })
         })
         .await
+    }
+
+    /// Whether paths are fetched on demand (a sparse fetched archive).
+    #[napi(getter)]
+    pub fn sparse(&self) -> bool {
+        self.sparse.is_some()
+    }
+
+    /// Fetch what `need` ("entry", "content", "list", "listRecursive", "metadata", "all") of `path`
+    /// reads; resolves at once for an archive that is not sparse.
+    #[napi]
+    pub async fn fetch_path(&self, path: String, need: String, timeout_ms: f64) -> napi::Result<()> {
+        let Some(sparse) = self.sparse.clone() else { return Ok(()) };
+        let (need, timeout) = guard(|| Ok((libvms_replicate::Need::parse(&need)?, std::time::Duration::from_millis(js_index(timeout_ms, "timeout")?))))?;
+        sparse.fetch_path(&self.drive, &path, need, timeout).await.map_err(crate::errors::to_js)
+    }
+
+    /// Blocks held locally: [metadata held, metadata length, content held, content length].
+    #[napi(catch_unwind)]
+    pub fn held_blocks(&self) -> napi::Result<Vec<f64>> {
+        guard(|| {
+            let (mh, ml, ch, cl) = match &self.sparse {
+                Some(s) => s.held()?,
+                None => with(&self.drive, |d| {
+                    let count = |s: &libvms_archive::disk::LedgerStore| s.with(|c| Ok(((0..c.length()).filter(|&i| c.has(i)).count() as u64, c.length())));
+                    let (mh, ml) = count(d.bee().store())?;
+                    let (ch, cl) = count(d.content())?;
+                    Ok((mh, ml, ch, cl))
+                })?,
+            };
+            Ok(vec![mh as f64, ml as f64, ch as f64, cl as f64])
+        })
     }
 
     /// Flush and release both logs (and end every checkout of this archive). Idempotent.

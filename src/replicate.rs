@@ -195,8 +195,8 @@ async fn fetch_log_from(
 /// Download (or resume) the archive `key` into `dir` from `peers` and open it read-only; it keeps
 /// following the peers (files written there later arrive) until closed, unless `live` is false.
 #[napi]
-pub async fn fetch_drive(key: String, dir: String, peers: Vec<String>, timeout_ms: f64, live: Option<bool>) -> napi::Result<NativeDrive> {
-    fetch_drive_from(key, dir, peers, None, timeout_ms, live).await
+pub async fn fetch_drive(key: String, dir: String, peers: Vec<String>, timeout_ms: f64, live: Option<bool>, sparse: Option<bool>) -> napi::Result<NativeDrive> {
+    fetch_drive_from(key, dir, peers, None, timeout_ms, live, sparse).await
 }
 
 async fn fetch_drive_from(
@@ -206,9 +206,15 @@ async fn fetch_drive_from(
     links: Option<mpsc::UnboundedReceiver<Link>>,
     timeout_ms: f64,
     live: Option<bool>,
+    sparse: Option<bool>,
 ) -> napi::Result<NativeDrive> {
     let (k, timeout) = guard(|| Ok((key_from_hex(&key)?, timeout_of(timeout_ms)?)))?;
-    let (drive, fetch) = js(libvms_replicate::fetch_archive_from(&PathBuf::from(dir), k, &peers, links, timeout).await)?;
+    // Sparse: only the header now, paths on demand (so the fetch lives on, whatever `live` says).
+    let sparse = sparse == Some(true);
+    let (drive, fetch) = js(libvms_replicate::fetch_archive_with(&PathBuf::from(dir), k, &peers, links, timeout, sparse).await)?;
+    if sparse {
+        return js(NativeDrive::wrap_sparse(drive, k, fetch));
+    }
     if live == Some(false) {
         fetch.close().await;
         return Ok(NativeDrive::wrap(drive, k));
@@ -303,8 +309,8 @@ impl NativeSwarmFetch {
     }
 
     #[napi]
-    pub async fn fetch_drive(&self, key: String, dir: String, peers: Vec<String>, timeout_ms: f64, live: Option<bool>) -> napi::Result<NativeDrive> {
+    pub async fn fetch_drive(&self, key: String, dir: String, peers: Vec<String>, timeout_ms: f64, live: Option<bool>, sparse: Option<bool>) -> napi::Result<NativeDrive> {
         let rx = self.take()?;
-        fetch_drive_from(key, dir, peers, Some(rx), timeout_ms, live).await
+        fetch_drive_from(key, dir, peers, Some(rx), timeout_ms, live, sparse).await
     }
 }

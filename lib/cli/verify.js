@@ -17,6 +17,7 @@ const { progressBar } = require('./progress')
 const { interruptible } = require('./interrupt')
 const { SWARM_OPTIONS, swarmOptions } = require('./swarm-options')
 const { isLogUrl, fetchByLogUrl } = require('./verify-dat')
+const { swarmConfig } = require('../swarm')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
 const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF'])
@@ -27,7 +28,7 @@ class Mismatch extends Error {}
  * Audit a running host: ask it over RPC which log and archive its VM has and where it replicates them, then fetch
  * both (every block verified against the host's signed trees) into `dir`.
  */
-async function fetchRemote (target, dir, timeout, say, err = process.stderr) {
+async function fetchRemote (target, dir, timeout, swarm, say, err = process.stderr) {
   const url = wsUrl(target)
   const client = new RPCClient({ timeout })
   let info
@@ -42,15 +43,21 @@ async function fetchRemote (target, dir, timeout, say, err = process.stderr) {
   if (!info || typeof info.callLogUrl !== 'string' || typeof info.filesArchiveUrl !== 'string') {
     throw new UsageError(`${url} did not name a call log and a files archive in its handshake`)
   }
-  if (!info.replicationPort) throw new UsageError(`${url} does not replicate its VM's data (no replicationPort in its handshake)`)
+  // With --swarm/--bootstrap the log and archive are also looked up on the DHT: the only way when the host names
+  // no replication port (it may serve them through the DHT only).
+  const dht = swarmConfig(swarm)
+  if (!info.replicationPort && !dht) {
+    throw new UsageError(`${url} does not replicate its VM's data (no replicationPort in its handshake); look it up with --swarm or --bootstrap HOST:PORT`)
+  }
   say(`Verifying ${url}`)
-  say(`  fetching from ${new URL(url).hostname}:${info.replicationPort}...`)
+  const from = [info.replicationPort && `${new URL(url).hostname}:${info.replicationPort}`, dht && 'the Hyperswarm DHT'].filter(Boolean)
+  say(`  fetching from ${from.join(' and ')}...`)
   // The RPC handshake registered the host's replication endpoint as a peer for both fetches.
   // The log is fetched into memory: an audit copy need not survive, and on disk every fetched block is synced.
   const bar = progressBar(err, { label: 'fetching' })
   let log
   try {
-    log = await CallLog.fetch(info.callLogUrl, null, { timeout, _onProgress: (held, total) => { if (total) bar.update(held, total) } })
+    log = await CallLog.fetch(info.callLogUrl, null, { timeout, ...swarm, _onProgress: (held, total) => { if (total) bar.update(held, total) } })
   } finally {
     bar.stop()
   }
@@ -58,7 +65,7 @@ async function fetchRemote (target, dir, timeout, say, err = process.stderr) {
   const length = log.length
   try {
     // A snapshot (not live): the host may write on while the replay runs.
-    const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false })
+    const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false, ...swarm })
     await archive.ready()
     return { log, archive, filesUrl: info.filesArchiveUrl, length }
   } catch (e) {
@@ -104,7 +111,8 @@ module.exports = {
   more: [
     'DIR is a VM directory (as made by `libvms exec`); its VM must be stopped (the log is locked while it runs).',
     'URL (ws://HOST:PORT/PATH) audits a running host: the log and archive are fetched over the Hypercore protocol',
-    'from the replication port its RPC handshake names, every block verified, then replayed and compared.',
+    'from the replication port its RPC handshake names (and, with --swarm/--bootstrap, from peers found on the DHT),',
+    'every block verified, then replayed and compared.',
     'dat://LOGKEY audits a VM from its call log URL alone: the log is found on the Hyperswarm DHT (--swarm, or',
     '--bootstrap / LIBVMS_BOOTSTRAP for a private one), its init entry names the files archive, found the same way.',
     'On a terminal the replay shows a progress bar (counts, rate, ETA); Ctrl+C stops it and removes the replica.',
@@ -134,7 +142,7 @@ module.exports = {
         // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.
         ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => isLogUrl(target)
           ? fetchByLogUrl(target, tmp, timeout, swarmOptions(values), say, bars)
-          : fetchRemote(target, tmp, timeout, say, bars)))
+          : fetchRemote(target, tmp, timeout, swarmOptions(values), say, bars)))
       } else {
         const meta = readMeta(target)
         filesUrl = meta.url

@@ -14,7 +14,7 @@ use libvms_ledger::{Core, Storage};
 
 use tokio::sync::mpsc;
 
-use crate::{Fetch, FetchOptions, Link, ReplCore};
+use crate::{fetch_path, Fetch, FetchOptions, Link, ReplCore};
 
 fn replica_store(root: &Path, key: [u8; 32]) -> Result<LedgerStore> {
     let dir = root.join(corestore::core_dir(&corestore::discovery_key(&key)));
@@ -43,12 +43,28 @@ pub async fn fetch_archive_from(
     links: Option<mpsc::UnboundedReceiver<Link>>,
     timeout: Duration,
 ) -> Result<(DiskDrive, Fetch)> {
+    fetch_archive_with(root, key, peers, links, timeout, false).await
+}
+
+/// As `fetch_archive_from`; `sparse` fetches only the metadata header and both logs' lengths (signed
+/// tree heads): paths are then fetched on demand (`SparseArchive::fetch_path`).
+pub async fn fetch_archive_with(
+    root: &Path,
+    key: [u8; 32],
+    peers: &[String],
+    links: Option<mpsc::UnboundedReceiver<Link>>,
+    timeout: Duration,
+    sparse: bool,
+) -> Result<(DiskDrive, Fetch)> {
     let deadline = tokio::time::Instant::now() + timeout;
     let meta = replica_store(root, key)?;
     let mut content_store = None;
     let mut fetch = None;
     let done = async {
         let meta_core = ReplCore::from_ledger_store(meta.clone())?;
+        if sparse {
+            fetch_path::want_header_only(&meta_core);
+        }
         // The metadata first: its header block names the content log, which the same sessions
         // then open too.
         let f = fetch.insert(Fetch::start_with_links(vec![meta_core], peers.to_vec(), links, FetchOptions::default()));
@@ -59,9 +75,16 @@ pub async fn fetch_archive_from(
             .content_key()?
             .ok_or_else(|| err::corrupt("archive header names no content log"))?;
         let content = content_store.insert(replica_store(root, content_key)?).clone();
-        f.add(ReplCore::from_ledger_store(content.clone())?);
+        let content_core = ReplCore::from_ledger_store(content.clone())?;
+        if sparse {
+            fetch_path::want_nothing(&content_core);
+        }
+        f.add(content_core);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         f.synced(left).await?;
+        if sparse {
+            fetch_path::want_nothing(&f.cores()[0]);
+        }
         Drive::new(meta.clone(), content, Some(content_key))
     }
     .await;

@@ -105,25 +105,46 @@ impl Fetch {
             if self.is_complete() {
                 return Ok(());
             }
-            {
-                let st = lock(&self.state);
-                if st.alive == 0 && !st.banned.is_empty() {
-                    let (p, e) = &st.banned[st.banned.len() - 1];
-                    return Err(Error::new(e.code, format!("every peer failed verification (last {p}: {})", e.message)));
-                }
+            if let Some(e) = self.failure() {
+                return Err(e);
             }
             if tokio::time::Instant::now() >= deadline {
-                let st = lock(&self.state);
-                let why = st.last_error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default();
-                return Err(if st.connected {
-                    err::timeout(format!("download not complete after {} ms{why}", timeout.as_millis()))
-                } else {
-                    err::connection(format!("no peer reachable within {} ms{why}", timeout.as_millis()))
-                });
+                return Err(self.gave_up(timeout));
             }
             let changed = futures_any(&mut watches);
             let _ = tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + Duration::from_millis(100)), changed).await;
         }
+    }
+
+    /// When every peer was dropped for sending data that failed verification: that error.
+    pub fn failure(&self) -> Option<Error> {
+        let st = lock(&self.state);
+        if st.alive == 0 && !st.banned.is_empty() {
+            let (p, e) = &st.banned[st.banned.len() - 1];
+            return Some(Error::new(e.code, format!("every peer failed verification (last {p}: {})", e.message)));
+        }
+        None
+    }
+
+    /// The error of a wait that ran out of `timeout`: CONNECTION_FAILED when no peer could be
+    /// reached, TIMEOUT otherwise.
+    pub fn gave_up(&self, timeout: Duration) -> Error {
+        let st = lock(&self.state);
+        let why = st.last_error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default();
+        if st.connected {
+            err::timeout(format!("download not complete after {} ms{why}", timeout.as_millis()))
+        } else {
+            err::connection(format!("no peer reachable within {} ms{why}", timeout.as_millis()))
+        }
+    }
+
+    /// Wake every session to look at what its cores want now (after `ReplCore::set_want`).
+    pub fn nudge(&self) {
+        self.cores.send_modify(|_| {});
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.stop.borrow()
     }
 
     /// Peers dropped for sending data that failed verification, with the error.

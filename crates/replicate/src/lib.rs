@@ -25,4 +25,6 @@ pub mod host;
 pub use fetch::{Fetch, FetchOptions};
 pub use host::{serve, Host};
 pub mod archive;
-pub use archive::{fetch_archive, fetch_archive_from, fetch_archive_live};
+pub use archive::{fetch_archive, fetch_archive_from, fetch_archive_live, fetch_archive_with};
+pub mod fetch_path;
+pub use fetch_path::{Need, SharedDrive, SparseArchive};

@@ -394,7 +394,8 @@ impl<M: BlockStore, C: BlockStore> Drive<M, C> {
         Ok(blobs::read_blob_chunks(&mut self.content, blob))
     }
 
-    fn file_blob(&mut self, p: &str) -> Result<BlobId> {
+    /// Where a file's content is (symlinks followed): a sparse replica fetches just these blocks.
+    pub fn file_blob(&mut self, p: &str) -> Result<BlobId> {
         let path = path::normalize(p)?;
         match self.find_follow(&path)? {
             Found::File(_, e) => Ok(e.blob.unwrap_or_default()),
