@@ -78,9 +78,9 @@
 
   // Every call into the host goes through here: a host error (even a stack overflow on entry) never reaches the
   // script, only this realm's Error.
-  function send (kind, a, b, c, d, e) {
+  function send (kind, a, b, c, d, e, f) {
     try {
-      post(kind, a, b, c, d, e)
+      post(kind, a, b, c, d, e, f)
     } catch (_) {
       throw new ErrorC('the host channel refused a message')
     }
@@ -304,6 +304,8 @@
   const pending = create(null)
   function request (api, method, args) {
     const argsText = encodeArgs(args)
+    // A replayed call's addAPI uses are served here, from its log entry, without a trip to the host.
+    if (api !== 'files' && current !== 0 && replayText !== undefined) return served(api, method, argsText)
     return new PromiseC((resolve, reject) => {
       const id = nextRequest++
       pending[id] = { resolve, reject }
@@ -439,9 +441,34 @@
     }
     return callTime
   }
-  // A call starts: its own random stream and clock.
-  function enterCall (seq, index, clock) {
+  // A replayed call's oracle records (JSON text; undefined on the host), parsed at its first use; the uses it made;
+  // the first use that differed from the records (`[position, api, method, argsText]` as JSON text).
+  let replayText
+  let replayUses
+  let usesMade = 0
+  let divergence
+  function served (api, method, argsText) {
+    if (replayUses === undefined) replayUses = parse(replayText)
+    const position = usesMade
+    const rec = replayUses[position]
+    if (divergence === undefined && rec !== null && typeof rec === 'object' && rec.api === api && rec.method === method &&
+        stringify(rec.args) === argsText && (rec.error === undefined || (rec.error !== null && typeof rec.error === 'object'))) {
+      usesMade++
+      const e = rec.error
+      if (e !== undefined) return PromiseC.reject(makeError(String(e.name), String(e.message), typeof e.code === 'string' ? e.code : undefined))
+      const v = rec.value
+      return PromiseC.resolve(v !== null && typeof v === 'object' && hasOwn(v, BYTES) ? Buffer.from(v[BYTES], 'latin1') : v)
+    }
+    if (divergence === undefined) divergence = stringify([position, api, method, argsText])
+    return PromiseC.reject(makeError('VerificationError', 'replay diverged at oracle use ' + position, 'VERIFICATION_MISMATCH'))
+  }
+  // A call starts: its own random stream and clock (and for a replay, its oracle records).
+  function enterCall (seq, index, clock, recordedText) {
     current = seq
+    replayText = recordedText
+    replayUses = undefined
+    usesMade = 0
+    divergence = undefined
     clockMode = clock
     callTime = undefined
     if (typeof index === 'number' && index >= 0) {
@@ -501,6 +528,8 @@
   function finish (seq, threw, value) {
     // The clock this call read, if it did: the host logs it (`time`). The call is over: later uses belong to none.
     const time = current === seq ? callTime : undefined
+    // A replayed call: the uses it was served (a count), or where it diverged (text).
+    const replayed = current !== seq || replayText === undefined ? undefined : (divergence !== undefined ? divergence : usesMade)
     if (current === seq) current = 0
     if (!threw) {
       let text
@@ -508,19 +537,19 @@
         text = stringify(value)
       } catch (e) {
         // The result cannot be logged: the host reports an EncodingError, as it always did.
-        send('done', seq, 'encoding', String(e && e.message), undefined, time)
+        send('done', seq, 'encoding', String(e && e.message), undefined, time, replayed)
         return
       }
-      send('done', seq, 'value', text, undefined, time)
+      send('done', seq, 'value', text, undefined, time, replayed)
       return
     }
     const d = describe(value)
-    if (d.name !== undefined) send('done', seq, 'error', d.log, stringify([d.name, d.message, d.line]), time)
-    else send('done', seq, 'thrown', d.log, d.text, time)
+    if (d.name !== undefined) send('done', seq, 'error', d.log, stringify([d.name, d.message, d.line]), time, replayed)
+    else send('done', seq, 'thrown', d.log, d.text, time, replayed)
   }
-  function invoke (seq, method, argsText, callerText, index, clock) {
+  function invoke (seq, method, argsText, callerText, index, clock, recordedText) {
     let res
-    enterCall(seq, index, clock)
+    enterCall(seq, index, clock, recordedText)
     try {
       System.caller.id = callerText === undefined ? undefined : parse(callerText)
       const ex = module.exports
@@ -561,8 +590,8 @@
   }
 
   // The only way in: primitives only; returns a string or undefined.
-  return function control (kind, a, b, c, d, e, f) {
-    if (kind === 'call') invoke(a, b, c, d, e, f)
+  return function control (kind, a, b, c, d, e, f, h) {
+    if (kind === 'call') invoke(a, b, c, d, e, f, h)
     else if (kind === 'reply') {
       const p = pending[a]
       if (!p) return

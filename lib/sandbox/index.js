@@ -102,7 +102,8 @@ class Sandbox extends EventEmitter {
       this._track(seq, resolve, fx.recorded)
       // Calls sent together share a message: those of one synchronous run (an RPC batch), or with `deferFlush`
       // (a replay, which yields between entries) those of one turn of the event loop.
-      if (this._outbox.push(seq, method, argsJSON, callerJSON, fx.index, fx.time) === 6) {
+      const recorded = fx.recorded === undefined ? undefined : (fx.recorded.length === 0 ? '[]' : JSON.stringify(fx.recorded))
+      if (this._outbox.push(seq, method, argsJSON, callerJSON, fx.index, fx.time, recorded) === 7) {
         if (this.deferFlush) setImmediate(() => this._flush())
         else queueMicrotask(() => this._flush())
       }
@@ -175,6 +176,7 @@ class Sandbox extends EventEmitter {
       this._head = 0
       this._holdOpen()
     }
+    if (c.recorded) oracles.replayed(c, outcome.replayed)
     outcome.oracles = c.uses
     if (c.divergence) outcome.divergence = c.divergence
     // The entry holds every use the call made: one still running is waited for (a replay serves them at once).
@@ -211,7 +213,7 @@ class Sandbox extends EventEmitter {
     if (kind === 'done') {
       // Answers, in the order the calls ran: [seq, how, a, b] each.
       const d = m[1]
-      for (let i = 0; i < d.length; i += 5) this._done(d[i], d[i + 1], d[i + 2], d[i + 3], d[i + 4])
+      for (let i = 0; i < d.length; i += 6) this._done(d[i], d[i + 1], d[i + 2], d[i + 3], d[i + 4], d[i + 5])
     } else if (kind === 'request') {
       if (m[2] === 'files') this._request(worker, m[1], m[2], m[3], m[4])
       else oracles.use(this, worker, m[1], m[2], m[3], m[4], m[5])
@@ -230,13 +232,13 @@ class Sandbox extends EventEmitter {
     else if (kind === 'failed') this._end(0, { kind: 'failed', name: m[1], message: m[2], line: m[3] })
   }
 
-  _done (seq, how, a, b, time) {
-    if (how === 'value') this._end(seq, { kind: 'value', text: a, time })
-    else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a, time })
+  _done (seq, how, a, b, time, replayed) {
+    if (how === 'value') this._end(seq, { kind: 'value', text: a, time, replayed })
+    else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a, time, replayed })
     else if (how === 'error') {
       const [name, message, line] = JSON.parse(b)
-      this._end(seq, { kind: 'error', log: a, name, message, line, time })
-    } else this._end(seq, { kind: 'thrown', log: a, text: b, time })
+      this._end(seq, { kind: 'error', log: a, name, message, line, time, replayed })
+    } else this._end(seq, { kind: 'thrown', log: a, text: b, time, replayed })
   }
 
   async _request (worker, id, api, method, argsText) {

@@ -1,8 +1,9 @@
 'use strict'
 // Oracle uses: a script's calls to addAPI members (System[name][method]). On the host each use runs the host method
 // once and its outcome is recorded, in the order the script made the uses, for the call that made them (its log
-// entry's `oracles`). A replayed call is served its recorded outcomes instead (the host method never runs); a use
-// that differs from the record (API, method or arguments) is a divergence, which fails the replay.
+// entry's `oracles`). A replayed call is served its recorded outcomes instead, inside its worker (bootstrap.js
+// `served`; the host method never runs); a use that differs from the record (API, method or arguments) is a
+// divergence, which fails the replay.
 //
 // Record: `{api, method, args, value}` (no `value`: the method gave undefined) or `{api, method, args, error:
 // {name, message, code?}}`. Uses may overlap (Promise.all): they are numbered as the script makes them, and their
@@ -19,7 +20,6 @@ function use (sandbox, worker, id, api, method, argsText, seq) {
     reply(['reply', id, 'err', JSON.stringify(['Error', `System.${api}.${method} is only allowed during a call (its outcome is logged with the call)`, null])])
     return
   }
-  if (call.recorded) return replay(call, id, api, method, argsText, reply)
   const record = { api, method, args: JSON.parse(argsText) }
   call.uses.push(record)
   const running = run(sandbox, record, id, api, method, argsText)
@@ -44,25 +44,16 @@ async function run (sandbox, record, id, api, method, argsText) {
   }
 }
 
-function replay (call, id, api, method, argsText, reply) {
-  const position = call.uses.length
-  const rec = call.recorded[position]
-  if (call.divergence || !matches(rec, api, method, argsText)) {
-    if (!call.divergence) call.divergence = { use: position, recorded: rec, asked: { api, method, args: parseOr(argsText) } }
-    reply(['reply', id, 'err', JSON.stringify(['VerificationError', `replay diverged at oracle use ${position}`, 'VERIFICATION_MISMATCH'])])
-    return
-  }
-  call.uses.push(rec)
-  if (rec.error !== undefined) {
-    const e = rec.error
-    reply(['reply', id, 'err', JSON.stringify([String(e.name), String(e.message), typeof e.code === 'string' ? e.code : null])])
-  } else reply(['reply', id, 'ok', rec.value === undefined ? undefined : JSON.stringify(rec.value)])
-}
-
-function matches (rec, api, method, argsText) {
-  if (rec === null || typeof rec !== 'object' || rec.api !== api || rec.method !== method) return false
-  if (rec.error !== undefined && (rec.error === null || typeof rec.error !== 'object')) return false
-  return JSON.stringify(rec.args) === argsText
+/**
+ * A replayed call `c` has ended: what its worker reported (`replayed`: the number of recorded uses it was served,
+ * or where it diverged, `[position, api, method, argsText]` as JSON text) becomes its uses and divergence.
+ */
+function replayed (c, report) {
+  if (typeof report === 'string') {
+    const [use, api, method, argsText] = JSON.parse(report)
+    c.uses = c.recorded.slice(0, use)
+    c.divergence = { use, recorded: c.recorded[use], asked: { api, method, args: parseOr(argsText) } }
+  } else c.uses = report === c.recorded.length ? c.recorded : c.recorded.slice(0, report || 0)
 }
 
 function parseOr (text) {
@@ -76,7 +67,7 @@ function describe (r) {
   return `System.${r.api}.${r.method}(${args === undefined ? '' : args.slice(1, -1)})`
 }
 
-module.exports = { use, describe }
+module.exports = { use, describe, replayed }
 
 /** `{name: [method, ...]}` of a VM's addAPI members (what a log's init entry records), or undefined when none. */
 function namesOf (apis) {
