@@ -350,7 +350,7 @@ export interface VMMounter {
  */
 export class VMFactory extends VM {
   /** `limits`: the factory script's own; `vmLimits`: the most a provisioned VM gets (the host's policy). */
-  constructor (code: string, opts?: { maxVMs?: number, limits?: VMLimits, vmLimits?: VMLimits, auth?: 'debug' | 'signed' })
+  constructor (code: string, opts?: { maxVMs?: number, limits?: VMLimits, vmLimits?: VMLimits, auth?: 'debug' | 'signed', deterministic?: boolean })
   readonly maxVMs: number
   readonly vmLimits: Required<VMLimits>
   /** The live VMs, by id. */

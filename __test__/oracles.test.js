@@ -210,3 +210,25 @@ test('a restart records a changed mode and addAPI names; old logs (no flag) repl
   await Verifier.compareLogs(again.callLog, replica.callLog)
   assert.equal(replica.deterministic, true)
 })
+
+test('Math.random stays replayable across a limit stop, its restart and the calls queued behind it', async (t) => {
+  const vm = new VM(`
+    exports.init = () => Math.random()
+    exports.spin = () => { for (;;) {} }
+    exports.roll = async (x) => [x, Math.random(), await System.ext.echo(x)]`, { limits: { callTimeoutMs: 300 } })
+  vm.addAPI('ext', { echo: (x) => x })
+  await vm.deploy({ dir: path.join(tmpdir(t), 'vm') })
+  t.after(() => vm.close())
+  const calls = [0, 1, 'spin', 2, 3, 4].map((x) => x === 'spin'
+    ? vm.executeCall({ methodName: 'spin' }).catch((e) => e.name)
+    : vm.executeCall({ methodName: 'roll', args: [x] }))
+  const results = await Promise.all(calls)
+  assert.equal(results[2], 'LimitError')
+  assert.equal(new Set(results.filter(Array.isArray).map((r) => r[1])).size, 5)
+  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
+  t.after(() => replica.close())
+  await Verifier.compareLogs(vm.callLog, replica.callLog)
+  const types = (await vm.callLog.list()).map((e) => e.type === 'call' ? e.call.methodName : e.type)
+  assert.deepEqual(types, ['init', 'init', 'roll', 'roll', 'spin', 'restart', 'init', 'roll', 'roll', 'roll'])
+  assert.ok((await vm.callLog.list()).every((e) => e.seed === undefined))
+})

@@ -413,9 +413,11 @@ class VM extends EventEmitter {
       this.callLog.enqueue(this._noteApis({ type: 'restart' })).catch(() => {})
       await this._evaluate()
       if (runInit && typeof this.exports.init === 'function') {
-        // Counted ahead while it runs, so that calls sent meanwhile get their entry index right.
+        // Counted ahead until its entry is queued, so that calls sent meanwhile get their entry index right.
+        const fx = { counted: true }
         this._ahead++
-        const init = await this._execute('init', [], undefined).finally(() => { this._ahead-- })
+        const init = await this._execute('init', [], undefined, false, null, undefined, fx)
+          .finally(() => { if (fx.counted) { fx.counted = false; this._ahead-- } })
         init.durable.catch(() => {})
       }
     }
