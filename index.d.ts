@@ -202,13 +202,33 @@ export interface VMLimits {
   memoryMb?: number
 }
 
+/** One oracle use in a call entry's `oracles` (absent when the call made none). No `value` and no `error`: the
+ * host method gave undefined. */
+export type OracleRecord =
+  | { api: string, method: string, args: any[], value?: any }
+  | { api: string, method: string, args: any[], error: { name: string, message: string, code?: string } }
+
+/** On a VerificationError from a replay whose call used the outside world otherwise than its entry says. */
+export interface OracleDivergence {
+  /** The entry. */
+  index: number
+  /** The oracle use's position in the entry's `oracles` (absent for the clock). */
+  use?: number
+  /** What the log holds there (an OracleRecord, the logged time, or undefined: nothing). */
+  recorded?: any
+  /** What the replay asked for (`{api, method, args}`, the time read, or undefined: nothing). */
+  asked?: any
+}
+
 export class VM extends EventEmitter {
   /** `limits`: see Sandbox in the README. `auth: 'signed'`: every RPC call must be signed (see README, Signed
-   * calls); default `'debug'`. */
-  constructor (code: string, opts?: { limits?: VMLimits, auth?: 'debug' | 'signed' })
+   * calls); default `'debug'`. `deterministic` (default true, recorded in the init entry): Math.random is seeded
+   * from the log and Date reads the call's logged time (README, Oracles and deterministic execution). */
+  constructor (code: string, opts?: { limits?: VMLimits, auth?: 'debug' | 'signed', deterministic?: boolean })
   /** The limits in force (defaults filled in). */
   readonly limits: Required<VMLimits>
   readonly auth: 'debug' | 'signed'
+  readonly deterministic: boolean
   /** A fresh UUID v4. */
   readonly id: string
   code: string
@@ -234,7 +254,9 @@ export class VM extends EventEmitter {
    * LimitError for a call stopped by a limit). Either way the call is logged. */
   executeCall (call: ExecuteCallOptions): Promise<any>
   /** Adds `System[name]` for scripts evaluated afterwards. In the script each function member is async: it takes
-   * JSON data (and bytes) and resolves with the host function's result as JSON data. */
+   * JSON data (and bytes) and resolves with the host function's result as JSON data. Each member is an oracle: a
+   * use runs on the host once, during a call, and its outcome is logged in that call's entry (`oracles`, see
+   * `OracleRecord`); a replay serves the logged outcome and never runs it. */
   addAPI (name: string, methods: Record<string, any>): void
   /** Stops the running call now, as a limit would (logged as `stopped: reason`); the script restarts before the
    * next call. */
@@ -242,7 +264,9 @@ export class VM extends EventEmitter {
   /** Closes the archive and the log after the running calls; idempotent. */
   close (): Promise<void>
   /** Replays a log in a fresh VM: entry 0 must be the init entry naming `filesArchiveUrl`; every later entry is
-   * executed again, in order, and nothing else. Streams the log. */
+   * executed again, in order, and nothing else. Streams the log. Oracle uses are served from the log; a replayed
+   * call that uses them otherwise (another API, method or arguments, more or fewer uses) or reads the clock
+   * otherwise rejects with a VerificationError carrying `OracleDivergence` fields. */
   static fromCallLog (callLog: CallLog, urls: { filesArchiveUrl: string }, opts?: ReplayOptions): Promise<VM>
   on (event: 'ready' | 'close', listener: () => void): this
   /** An `init` that threw on a restart: `cause` is what it threw, `entry` its log entry. */
@@ -331,7 +355,7 @@ export interface VMMounter {
  */
 export class VMFactory extends VM {
   /** `limits`: the factory script's own; `vmLimits`: the most a provisioned VM gets (the host's policy). */
-  constructor (code: string, opts?: { maxVMs?: number, limits?: VMLimits, vmLimits?: VMLimits, auth?: 'debug' | 'signed' })
+  constructor (code: string, opts?: { maxVMs?: number, limits?: VMLimits, vmLimits?: VMLimits, auth?: 'debug' | 'signed', deterministic?: boolean })
   readonly maxVMs: number
   readonly vmLimits: Required<VMLimits>
   /** The live VMs, by id. */

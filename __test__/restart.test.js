@@ -101,24 +101,25 @@ test('CLI: examples/factory.js and a factory whose init is not idempotent restar
     const vmVerified = await cli(['verify', path.join(dir, info.id)])
     assert.equal(vmVerified.code, 0, vmVerified.stdout + vmVerified.stderr)
 
-    // A factory's log is not replayable yet: said plainly, with its own exit code, not as a failed audit.
+    // The factory's own log replays too: its provisions and shutdowns are served from the log (System.vms is an
+    // oracle), and none runs again.
     const factoryVerify = await cli(['verify', dir])
-    assert.equal(factoryVerify.code, 3, factoryVerify.stdout + factoryVerify.stderr)
-    assert.match(factoryVerify.stderr, /this is a VM factory.*not replayable yet/s)
-    assert.match(factoryVerify.stderr, /Each VM it provisioned verifies on its own: libvms verify /)
-    assert.doesNotMatch(factoryVerify.stdout + factoryVerify.stderr, /NOT VERIFIED/)
-    const json = await cli(['verify', dir, '--json'])
-    assert.equal(json.code, 3)
-    assert.equal(JSON.parse(json.stdout).verdict, 'not replayable')
+    assert.equal(factoryVerify.code, 0, factoryVerify.stdout + factoryVerify.stderr)
+    assert.match(factoryVerify.stdout, /VERIFIED\n$/)
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => /^[0-9a-f-]{36}$/.test(f)), [info.id], 'the replay provisioned nothing')
   }
 })
 
-test('verify ws:// on a running factory says it is not replayable (exit 3)', async (t) => {
+test('verify ws:// on a running factory that provisioned and shut down a VM: verified (exit 0)', async (t) => {
   const dir = path.join(tmpdir(t), 'f.libvms')
   const host = await serve(t, ['factory', path.join(EXAMPLES, 'factory.js'), '--port', '0', '--dir', dir])
+  const made = await cli(['call', host.url, 'provisionVM', JSON.stringify({ code: 'exports.x = () => 1' }), '--user', 'alice'])
+  assert.equal(made.code, 0, made.stderr)
+  const { id } = JSON.parse(made.stdout)
+  assert.equal((await cli(['call', host.url, 'shutdownVM', JSON.stringify(id), '--user', 'alice'])).code, 0)
   const r = await cli(['verify', host.url, '--timeout', '10000'])
-  assert.equal(r.code, 3, r.stdout + r.stderr)
-  assert.match(r.stderr, /VM factory.*not replayable yet/s)
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, /VERIFIED\n$/)
   assert.equal((await host.stop()).code, 130)
 })
 

@@ -39,7 +39,7 @@ test('deploy on a new dir: archive with dat.json, init entry, meta.json, ready e
   assert.deepEqual(Object.keys(vm.exports), ['f', 'g', 'n'])
   assert.equal(vm.filesArchive.version, 1)
   assert.deepEqual(JSON.parse(await vm.filesArchive.readFile('/dat.json')), { title: 'My VM' })
-  assert.deepEqual(await vm.callLog.get(0), { type: 'init', code: vm.code, filesArchiveUrl: vm.filesArchive.url })
+  assert.deepEqual(await vm.callLog.get(0), { type: 'init', code: vm.code, filesArchiveUrl: vm.filesArchive.url, deterministic: true })
   assert.equal(vm.callLog.length, 1)
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')), { title: 'My VM', url: vm.filesArchive.url })
 })

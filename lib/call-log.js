@@ -42,7 +42,7 @@ class CallLog extends EventEmitter {
     await fs.promises.mkdir(dir, { recursive: true })
     const log = new CallLog(wrapNative(() => native.NativeLog.create(path.resolve(dir))), dir)
     try {
-      await log.appendInit({ code, filesArchiveUrl, auth: opts && opts.auth })
+      await log.appendInit({ code, filesArchiveUrl, auth: opts && opts.auth, deterministic: opts && opts.deterministic, apis: opts && opts.apis })
     } catch (e) {
       await log.close()
       throw e
@@ -208,9 +208,13 @@ class CallLog extends EventEmitter {
     appended.then(batch.sent.resolve, batch.sent.reject)
   }
 
-  appendInit ({ code, filesArchiveUrl, auth } = {}) {
-    // Signed mode is recorded in the init entry; debug mode's entry stays as it always was.
-    return this.append(auth === 'signed' ? { type: 'init', code, filesArchiveUrl, auth } : { type: 'init', code, filesArchiveUrl })
+  appendInit ({ code, filesArchiveUrl, auth, deterministic, apis } = {}) {
+    // Signed mode, deterministic mode and addAPI names are recorded in the init entry when present; otherwise the
+    // entry stays as it always was.
+    const init = auth === 'signed' ? { type: 'init', code, filesArchiveUrl, auth } : { type: 'init', code, filesArchiveUrl }
+    if (deterministic === true) init.deterministic = true
+    if (apis !== undefined) init.apis = apis
+    return this.append(init)
   }
 
   /** Check every signed call (crates/auth): a VerificationError names the first bad entry. Resolves with whether the

@@ -25,8 +25,8 @@ class VMFactory extends VM {
    * defaults as for any VM). A provision may ask for less, never for more. `auth`: the factory's mode, and its VMs'
    * by default.
    */
-  constructor (code, { maxVMs = DEFAULT_MAX_VMS, limits, vmLimits, auth } = {}) {
-    super(code, { limits, auth })
+  constructor (code, { maxVMs = DEFAULT_MAX_VMS, limits, vmLimits, auth, deterministic } = {}) {
+    super(code, { limits, auth, deterministic })
     if (!Number.isSafeInteger(maxVMs) || maxVMs < 0) throw new BadArgumentError('maxVMs must be a non-negative integer')
     this.maxVMs = maxVMs
     this.vmLimits = resolveLimits(vmLimits)

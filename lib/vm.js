@@ -10,10 +10,11 @@ const CallLog = require('./call-log')
 const DatArchive = require('./dat-archive')
 const SerialQueue = require('./serial-queue')
 const { Sandbox, resolveLimits, rebuildError, limitError } = require('./sandbox')
+const oracles = require('./sandbox/oracles')
 const { toJSONText } = require('./json')
 const { clearReplica } = require('./replica-dir')
 const { recoverFiles, clearUnfinishedCreate } = require('./recovery')
-const { BadArgumentError, ClosedError, EncodingError, LimitError, StorageIOError } = require('./errors')
+const { BadArgumentError, ClosedError, EncodingError, LimitError, StorageIOError, VerificationError } = require('./errors')
 const debug = require('./debug')('libvms:vm')
 
 const CALL_LOG_DIR = 'call-log'
@@ -24,12 +25,20 @@ const REPLAY_WINDOW = 256 // calls a replay keeps queued ahead
 class VM extends EventEmitter {
   /**
    * `limits`: `{callTimeoutMs, memoryMb}` for the script (see lib/sandbox; defaults 10 s, 256 MB). `auth`: 'debug'
-   * (default) or 'signed': every RPC call must be signed (see README, Signed calls).
+   * (default) or 'signed': every RPC call must be signed (see README, Signed calls). `deterministic` (default true):
+   * Math.random and Date come from the log (see README, Deterministic execution).
    */
-  constructor (code, { limits, auth = 'debug' } = {}) {
+  constructor (code, { limits, auth = 'debug', deterministic = true } = {}) {
     super()
     if (typeof code !== 'string') throw new BadArgumentError('VM code must be a string')
     if (auth !== 'debug' && auth !== 'signed') throw new BadArgumentError("auth must be 'debug' or 'signed'")
+    if (typeof deterministic !== 'boolean') throw new BadArgumentError('deterministic must be a boolean')
+    this.deterministic = deterministic
+    this._ahead = 0 // calls queued whose entries are not yet queued in the log (for their entry index)
+    this._lastTime = undefined // the last call time the log holds (what the clock reads outside a call)
+    this._seedKey = null // a replica seeds Math.random from the replayed log's key, not its own
+    this._loggedApis = undefined // JSON of the addAPI names the log last recorded
+    this._replayFailure = null
     this.limits = resolveLimits(limits)
     this.id = crypto.randomUUID()
     this.code = code
@@ -76,6 +85,10 @@ class VM extends EventEmitter {
       const logged = await this._loggedCode()
       if (logged.code !== this.code) restart.code = this.code
       if (logged.auth !== this.auth) restart.auth = this.auth
+      if (logged.deterministic !== this.deterministic) restart.deterministic = this.deterministic
+      this._lastTime = logged.time
+      this._loggedApis = logged.apis
+      this._noteApis(restart)
       await this.callLog.append(restart)
     } else {
       if (clearUnfinishedCreate(dir, FILES_DIR, CALL_LOG_DIR)) debug('%s: removed a create that a crash cut short', dir)
@@ -118,8 +131,14 @@ class VM extends EventEmitter {
    * them (an RPC call), so the method may have them as they are.
    */
   _start ({ methodName, args = [], userId, extra } = {}, argsParsed = false) {
-    const early = this._send(methodName, args, userId)
-    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early, extra))
+    // The index its entry will have (the calls queued ahead each make one): it seeds the call's Math.random.
+    const fx = { index: this.callLog ? this.callLog.queuedLength + this._ahead : 0, counted: true }
+    this._ahead++
+    const early = this._send(methodName, args, userId, fx)
+    const uncount = () => { if (fx.counted) { fx.counted = false; this._ahead-- } }
+    const run = this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early, extra, fx))
+    run.then(uncount, uncount)
+    return run
   }
 
   /**
@@ -127,7 +146,7 @@ class VM extends EventEmitter {
    * in order), so the thread hop overlaps with them. Returns `{argsJSON, outcome}`, or null where the call must
    * wait for its turn (no running script, or arguments that `_execute` refuses).
    */
-  _send (methodName, args, userId) {
+  _send (methodName, args, userId, fx) {
     if (!this._sandbox || !this._sandbox.alive || this._needsRestart || !this.callLog || !Array.isArray(args)) return null
     let argsJSON
     try {
@@ -135,7 +154,7 @@ class VM extends EventEmitter {
     } catch (_) {
       return null
     }
-    return { argsJSON, outcome: this._sandbox.call(methodName, argsJSON, userId) }
+    return { argsJSON, outcome: this._sandbox.call(methodName, argsJSON, userId, fx) }
   }
 
   /**
@@ -171,7 +190,11 @@ class VM extends EventEmitter {
     await callLog._audit()
     // A folder holding an earlier replica of this log is replayed afresh; anything else there is refused.
     if (dir) await clearReplica(dir, callLog.url, { meta: META_FILE, log: CALL_LOG_DIR, parts: [FILES_DIR, CALL_LOG_DIR] })
-    const vm = new VM(init.code, { auth: init.auth === 'signed' ? 'signed' : 'debug' })
+    // Deterministic mode as the log says (an old log without the flag replays as it always did); the replica offers
+    // the logged addAPI names, and every use is served from the log.
+    const vm = new VM(init.code, { auth: init.auth === 'signed' ? 'signed' : 'debug', deterministic: init.deterministic === true })
+    vm._apis = oracles.replayAPIs(init.apis)
+    vm._seedKey = callLog.key.toString('hex')
     let target = dir
     if (!target) {
       target = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-replay-'))
@@ -190,11 +213,13 @@ class VM extends EventEmitter {
       if (onProgress) onProgress(done, total)
       for await (const entry of callLog.entries({ start: 1, end: total })) {
         await vm._pending.room()
-        await vm._replayEntry(entry)
+        await vm._replayEntry(entry, done)
+        if (vm._replayFailure) throw vm._replayFailure
         done++
         if (onProgress) onProgress(done, total)
       }
       await vm._queue.drain()
+      if (vm._replayFailure) throw vm._replayFailure
       await vm._pending.settled()
       vm._replaying = false
       return vm
@@ -208,21 +233,32 @@ class VM extends EventEmitter {
    * Calls are sent to the script ahead of their turn (up to REPLAY_WINDOW queued), so the thread hop overlaps;
    * everything else waits for its turn in the same queue, so the replica's log keeps the entries' order.
    */
-  async _replayEntry (entry) {
+  async _replayEntry (entry, index) {
     const copy = () => { this._pending.track(this.callLog.append(entry)) }
     if (entry && entry.type === 'call' && entry.stopped !== undefined) {
       // Stopped by a limit on the host: the host's word, never re-run (its effects were discarded there too).
       this._queue.push(copy)
     } else if (entry && entry.type === 'call' && entry.call) {
       const { methodName, args = [], userId } = entry.call
+      // The call gets its logged time and oracle outcomes; a use it makes that the log does not hold fails the replay.
+      const fx = {
+        entry: index,
+        index: entry.seed !== undefined ? entry.seed : index,
+        time: entry.time === undefined ? 'none' : entry.time,
+        recorded: Array.isArray(entry.oracles) ? entry.oracles : []
+      }
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
-      const early = this._send(methodName, args, userId)
-      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early, entry.auth === undefined ? undefined : { auth: entry.auth }))
-        .then((outcome) => this._pending.track(outcome.durable), () => {})
+      const early = this._send(methodName, args, userId, fx)
+      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early, entry.auth === undefined ? undefined : { auth: entry.auth }, fx))
+        .then((outcome) => this._pending.track(outcome.durable), (e) => {
+          if (e && e.code === 'VERIFICATION_MISMATCH' && !this._replayFailure) this._replayFailure = e
+        })
       if (this._queue.pending > REPLAY_WINDOW) await run
     } else if (entry && entry.type === 'restart') {
       await this._queue.push(async () => {
         if (typeof entry.code === 'string') this.code = entry.code
+        if (typeof entry.deterministic === 'boolean') this.deterministic = entry.deterministic
+        if (entry.apis !== undefined) this._apis = oracles.replayAPIs(entry.apis)
         copy()
         await this._evaluate()
       })
@@ -236,7 +272,9 @@ class VM extends EventEmitter {
     fs.mkdirSync(dir, { recursive: true })
     this.dir = dir
     this.filesArchive = await DatArchive.create({ localPath: path.join(dir, FILES_DIR), title })
-    this.callLog = await CallLog.create(path.join(dir, CALL_LOG_DIR), this.code, this.filesArchive.url, { auth: this.auth })
+    const apis = oracles.namesOf(this._apis)
+    this.callLog = await CallLog.create(path.join(dir, CALL_LOG_DIR), this.code, this.filesArchive.url, { auth: this.auth, deterministic: this.deterministic, apis })
+    this._loggedApis = JSON.stringify(apis)
     writeMeta(dir, { title, url: this.filesArchive.url })
   }
 
@@ -271,22 +309,48 @@ class VM extends EventEmitter {
     this.emit('stopped', cause)
   }
 
-  /** The code and the auth mode the log says the VM runs now. */
+  /** The code, auth mode, deterministic mode and addAPI names the log says the VM runs now, and its last call time. */
   async _loggedCode () {
     let code = null
     let auth = 'debug'
+    let deterministic = false
+    let apis
+    let time
     for await (const entry of this.callLog.entries()) {
       if (entry.type === 'init' || (entry.type === 'restart' && typeof entry.code === 'string')) code = entry.code
-      if (entry.type === 'init') auth = entry.auth === 'signed' ? 'signed' : 'debug'
+      if (entry.type === 'init') {
+        auth = entry.auth === 'signed' ? 'signed' : 'debug'
+        deterministic = entry.deterministic === true
+        apis = JSON.stringify(entry.apis)
+      }
       if (entry.type === 'restart' && typeof entry.auth === 'string') auth = entry.auth
+      if (entry.type === 'restart' && typeof entry.deterministic === 'boolean') deterministic = entry.deterministic
+      if (entry.type === 'restart' && entry.apis !== undefined) apis = JSON.stringify(entry.apis)
+      if (entry.type === 'call' && typeof entry.time === 'number') time = entry.time
     }
-    return { code, auth }
+    return { code, auth, deterministic, apis, time }
+  }
+
+  /** A restart entry names the addAPI members when they differ from what the log last recorded (a replay needs them). */
+  _noteApis (restart) {
+    const apis = oracles.namesOf(this._apis)
+    const text = JSON.stringify(apis)
+    if (text !== this._loggedApis) {
+      restart.apis = apis || {}
+      this._loggedApis = text
+    }
+    return restart
   }
 
   /** Start the script afresh in a new sandbox (a worker thread holding its hardened context). */
   async _evaluate () {
     if (this._sandbox) this._sandbox.close()
-    const sandbox = new Sandbox({ code: this.code, limits: this.limits, files: () => this.filesArchive, apis: this._apis })
+    // Deterministic mode: Math.random is seeded from the log's key and the entry index (here the last entry's, for
+    // the script's load); the clock reads the last logged call time outside calls.
+    const clock = this.deterministic
+      ? { seedKey: this._seedKey || this.callLog.key.toString('hex'), seedIndex: this.callLog.queuedLength - 1, time: this._lastTime }
+      : undefined
+    const sandbox = new Sandbox({ code: this.code, limits: this.limits, files: () => this.filesArchive, apis: this._apis, clock })
     sandbox.deferFlush = this._replaying
     this._sandbox = sandbox
     this._needsRestart = false
@@ -303,7 +367,7 @@ class VM extends EventEmitter {
    * The invocation step of a call: run `methodName` in the sandbox. Returns `{threw, value, stopped}`; `stopped`
    * (a limit's name) when the call was stopped, its archive writes discarded and the script due for a restart.
    */
-  async _invoke (methodName, argsJSON, userId, sent) {
+  async _invoke (methodName, argsJSON, userId, sent, fx = {}) {
     let outcome = sent ? await sent : { kind: 'lost' }
     if (outcome.kind === 'lost') {
       if (this._needsRestart) {
@@ -316,13 +380,17 @@ class VM extends EventEmitter {
           return { threw: true, value: e, stopped: e.stopped || 'restart' }
         }
       }
-      outcome = await this._sandbox.call(methodName, argsJSON, userId)
+      // Sent now, at its turn: every entry ahead of it is queued, so its index is the log's queued length.
+      if (!this._replaying) fx.index = this.callLog.queuedLength
+      outcome = await this._sandbox.call(methodName, argsJSON, userId, fx)
     }
+    // What the call read from outside: the clock (deterministic mode) and its oracle uses.
+    const fxOut = { time: outcome.time, oracles: outcome.oracles, divergence: outcome.divergence }
     switch (outcome.kind) {
-      case 'value': return { threw: false, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text), resJSON: outcome.text }
-      case 'error': return { threw: true, value: rebuildError(outcome.name, outcome.message, outcome.line) }
-      case 'thrown': return { threw: true, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text) }
-      case 'encoding': return { threw: true, value: new EncodingError(`call result is not JSON-serialisable: ${outcome.message}`) }
+      case 'value': return { threw: false, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text), resJSON: outcome.text, ...fxOut }
+      case 'error': return { threw: true, value: rebuildError(outcome.name, outcome.message, outcome.line), ...fxOut }
+      case 'thrown': return { threw: true, value: outcome.text === undefined ? undefined : JSON.parse(outcome.text), ...fxOut }
+      case 'encoding': return { threw: true, value: new EncodingError(`call result is not JSON-serialisable: ${outcome.message}`), ...fxOut }
     }
     this._needsRestart = true
     const err = limitError(outcome.stopped, this.limits)
@@ -335,23 +403,27 @@ class VM extends EventEmitter {
         err.message += `; its archive writes could not be discarded (${e.message})`
       }
     }
-    return { threw: true, value: err, stopped: outcome.stopped }
+    return { threw: true, value: err, stopped: outcome.stopped, oracles: outcome.oracles }
   }
 
   /** The restart after a limit stop, logged like any restart: fresh script, then its `init` as a logged call. */
   async _restartAfterLimit () {
     for (let runInit = true; this._needsRestart; runInit = false) {
       // A failed commit reaches callers through the entries after this one.
-      this.callLog.enqueue({ type: 'restart' }).catch(() => {})
+      this.callLog.enqueue(this._noteApis({ type: 'restart' })).catch(() => {})
       await this._evaluate()
       if (runInit && typeof this.exports.init === 'function') {
-        const init = await this._execute('init', [], undefined)
+        // Counted ahead until its entry is queued, so that calls sent meanwhile get their entry index right.
+        const fx = { counted: true }
+        this._ahead++
+        const init = await this._execute('init', [], undefined, false, null, undefined, fx)
+          .finally(() => { if (fx.counted) { fx.counted = false; this._ahead-- } })
         init.durable.catch(() => {})
       }
     }
   }
 
-  async _execute (methodName, args, userId, argsParsed = false, early = null, extra = undefined) {
+  async _execute (methodName, args, userId, argsParsed = false, early = null, extra = undefined, fx = {}) {
     if (!this.callLog) throw new ClosedError('VM is closed')
     if (this._stopped) throw this._stopped
     if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
@@ -363,18 +435,22 @@ class VM extends EventEmitter {
     let threw = false
     let stopped
     let text // the result's JSON text as the script's realm wrote it
+    let effects = {}
     try {
       // The method runs in the script's sandbox, which gets the arguments as the log's text.
-      const invoked = await this._invoke(methodName, argsJSON, userId, early && early.outcome)
+      const invoked = await this._invoke(methodName, argsJSON, userId, early && early.outcome, fx)
       threw = invoked.threw
       if (threw) err = invoked.value
       else res = invoked.value
       stopped = invoked.stopped
       text = invoked.resJSON
+      effects = invoked
     } catch (e) {
       threw = true
       err = e
     }
+    // A replayed call that used the outside world otherwise than the log says: the replay stops here.
+    if (fx.recorded && stopped === undefined) checkReplayed(fx, effects)
     // A write the disk refused (full, failing) is not the call's outcome: the call leaves no entry, and the VM stops.
     const failure = this.filesArchive._storageFailure()
     if (failure) {
@@ -386,6 +462,16 @@ class VM extends EventEmitter {
     if (stopped !== undefined) entry.stopped = stopped
     // A signed call's signature members (crates/auth `entry_fields`: `auth`), kept beside the call.
     if (extra) Object.assign(entry, extra)
+    // What the call read from outside (README, Oracles): its time, if it read the clock, and its oracle uses. A
+    // call that did neither keeps the entry it always had. `seed`: only if the call ran under another index than
+    // its entry's (a call queued behind one that failed before logging), so a replay seeds it alike.
+    if (effects.time !== undefined) {
+      entry.time = effects.time
+      this._lastTime = effects.time
+    }
+    if (this.deterministic && !this._replaying && stopped === undefined && fx.index !== undefined && fx.index !== this.callLog.queuedLength) entry.seed = fx.index
+    if (this._replaying && fx.index !== fx.entry) entry.seed = fx.index
+    if (effects.oracles && effects.oracles.length) entry.oracles = effects.oracles
     let resJSON
     try {
       if (threw) entry.err = err == null ? String(err) : err
@@ -397,6 +483,7 @@ class VM extends EventEmitter {
       entry.err = e
     }
     const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
+    if (fx.counted) { fx.counted = false; this._ahead-- } // its entry is queued: no longer ahead
     durable.catch((e) => { if (e.code !== 'CLOSED') this._stop(e) })
     return { durable, durableAt: this.callLog.queuedLength, threw, value: threw ? err : res, resJSON }
   }
@@ -411,6 +498,32 @@ class VM extends EventEmitter {
     if (callLog) await callLog.close()
     if (this._tmpDir) fs.rmSync(this._tmpDir, { recursive: true, force: true })
     this.emit('close')
+  }
+}
+
+/**
+ * Throws a VerificationError if a replayed call's uses of the outside world differ from its entry's: `index` (the
+ * entry), `use` (the oracle use's position; absent for the clock), `recorded` and `asked`.
+ */
+function checkReplayed (fx, effects) {
+  const at = `entry ${fx.entry}`
+  const d = effects.divergence
+  if (d) {
+    throw new VerificationError(`${at}, oracle use ${d.use}: the log recorded ${oracles.describe(d.recorded)}, the replay asked for ${oracles.describe(d.asked)}`,
+      { index: fx.entry, use: d.use, recorded: d.recorded, asked: d.asked })
+  }
+  const used = effects.oracles ? effects.oracles.length : 0
+  if (used < fx.recorded.length) {
+    const rec = fx.recorded[used]
+    throw new VerificationError(`${at}, oracle use ${used}: the log recorded ${oracles.describe(rec)}, the replay asked for nothing`,
+      { index: fx.entry, use: used, recorded: rec, asked: undefined })
+  }
+  const logged = fx.time === 'none' ? undefined : fx.time
+  if ((logged === undefined) !== (effects.time === undefined)) {
+    throw new VerificationError(logged === undefined
+      ? `${at}: the replay read the clock, the host's call did not`
+      : `${at}: the host's call read the clock (time ${JSON.stringify(logged)}), the replay did not`,
+    { index: fx.entry, recorded: logged, asked: effects.time })
   }
 }
 

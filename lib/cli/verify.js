@@ -88,14 +88,14 @@ function isRemote (target) {
   return /^(wss?|dat|https?):\/\//.test(target) || (!fs.existsSync(target) && /^[\w.-]+:\d+(\/|$)/.test(target))
 }
 
-/** A factory's log provisions VMs (fresh ids and keys), which a replay cannot do yet: say so, do not call it a mismatch. */
+/** A factory's log made before provisions were recorded cannot be replayed: say so, do not call it a mismatch. */
 function isFactory (target, remote, init) {
   if (!remote && fs.existsSync(path.join(target, 'vms.json'))) return true
   return /\bSystem\s*\.\s*vms\b/.test(init.code || '')
 }
 
 module.exports = {
-  summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable, 3 factory)',
+  summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable, 3 old factory log)',
   usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH|dat://LOGKEY [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet] [--swarm | --bootstrap HOST:PORT]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
@@ -117,7 +117,7 @@ module.exports = {
     '--bootstrap / LIBVMS_BOOTSTRAP for a private one), its init entry names the files archive, found the same way.',
     'On a terminal the replay shows a progress bar (counts, rate, ETA); Ctrl+C stops it and removes the replica.',
     'Exit code: 0 verified, 1 mismatch (first divergent entry / differing files printed), 2 unusable input,',
-    '3 not replayable (a VM factory\'s log: provisioning is not replayable yet; verify each VM\'s own dir), 130 Ctrl+C.'
+    '3 not replayable (a VM factory\'s log from before provisions were recorded; verify each VM\'s own dir), 130 Ctrl+C.'
   ].join('\n'),
   async run ({ positionals, values, io }) {
     const target = positionals[0]
@@ -180,11 +180,13 @@ module.exports = {
       const init = await log.get(0)
       if (!init || init.type !== 'init') throw new UsageError(`${target} holds no VM call log (entry 0 is not an init entry)`)
       if (init.filesArchiveUrl !== filesUrl) throw new Mismatch(`the call log names files archive ${init.filesArchiveUrl}, but the VM serves ${filesUrl}`)
-      if (isFactory(target, remote, init)) {
-        report.note = 'VM factory: its call log is not replayable yet (provisioning makes fresh ids and keys)'
+      // A factory's log made before System.vms was an oracle (its init entry names no addAPI members) cannot be
+      // replayed: its provisions were not recorded.
+      if (init.apis === undefined && isFactory(target, remote, init)) {
+        report.note = 'VM factory: its call log predates recorded provisions and is not replayable'
         io.err.write([
-          'libvms: this is a VM factory. Its call log is signed and intact, but a factory\'s log is not replayable yet:',
-          '  provisioning makes fresh ids and keys, which a replay cannot reproduce. Nothing was found wrong.',
+          'libvms: this is a VM factory whose log predates recorded provisions. Its call log is signed and intact,',
+          '  but its provisions (fresh ids and keys) were not recorded, so it cannot be replayed. Nothing was found wrong.',
           `  Each VM it provisioned verifies on its own: libvms verify ${remote ? 'ws://HOST:PORT/<id>' : path.join(target, '<id>')}`
         ].join('\n') + '\n')
         return report.finish(3)

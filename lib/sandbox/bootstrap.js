@@ -1,7 +1,7 @@
 // Evaluated INSIDE each VM's context (never required by Node), before the VM script. Its completion value is a
 // setup function the worker calls once with `post` (the only host function the context ever holds, kept in this
-// closure) and the options as JSON text. It builds every global a script sees (one place: issue 17 adds its
-// deterministic Math.random/Date here) and returns `control`, through which the worker passes data in.
+// closure) and the options as JSON text. It builds every global a script sees (one place, deterministic
+// Math.random and Date included) and returns `control`, through which the worker passes data in.
 // Everything crossing the boundary either way is a primitive: strings (JSON text), numbers, booleans.
 // Intrinsics are captured before the script runs, so a script that patches them only harms itself.
 (function setup (post, optionsText) {
@@ -78,9 +78,9 @@
 
   // Every call into the host goes through here: a host error (even a stack overflow on entry) never reaches the
   // script, only this realm's Error.
-  function send (kind, a, b, c, d) {
+  function send (kind, a, b, c, d, e, f) {
     try {
-      post(kind, a, b, c, d)
+      post(kind, a, b, c, d, e, f)
     } catch (_) {
       throw new ErrorC('the host channel refused a message')
     }
@@ -304,10 +304,13 @@
   const pending = create(null)
   function request (api, method, args) {
     const argsText = encodeArgs(args)
+    // A replayed call's addAPI uses are served here, from its log entry, without a trip to the host.
+    if (api !== 'files' && current !== 0 && replayText !== undefined) return served(api, method, argsText)
     return new PromiseC((resolve, reject) => {
       const id = nextRequest++
       pending[id] = { resolve, reject }
-      send('request', id, api, method, argsText)
+      // The call it belongs to (0: none): an addAPI use is recorded in that call's entry.
+      send('request', id, api, method, argsText, current)
     })
   }
   function stubs (api, methods, shape) {
@@ -385,6 +388,121 @@
     }
   }
 
+  // --- deterministic mode: Math.random and Date come from the log (see README, Deterministic execution) ---
+  // Math.random: sfc32, seeded per call from the log's key and the call's entry index (lazily, on first use). Date:
+  // the call's time, read once per call (the host's clock, reported back and logged as `time`; a replay gets the
+  // logged one). Outside a call (script load, a timer between calls) the clock reads the last call time seen.
+  const DateC = Date
+  const realNow = DateC.now
+  let current = 0 // the running call's seq
+  let clockMode // the running call's: undefined (live: read the host clock), a number (logged), 'none' (logged: unread)
+  let callTime // this call's time once read
+  let lastTime = typeof options.clock === 'number' ? options.clock : 0
+  let seedIndex = -1
+  let seeded = false
+  let sa = 0
+  let sb = 0
+  let sc = 0
+  let sd = 0
+  const key = []
+  for (let i = 0; i < 8; i++) key[i] = parseInt(String(options.seedKey || '').slice(i * 8, i * 8 + 8), 16) >>> 0
+  function mix32 (h) {
+    h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16
+    return h >>> 0
+  }
+  function sfc32 () {
+    const t = (((sa + sb) | 0) + sd) | 0
+    sd = (sd + 1) | 0
+    sa = sb ^ (sb >>> 9)
+    sb = (sc + (sc << 3)) | 0
+    sc = (sc << 21) | (sc >>> 11)
+    sc = (sc + t) | 0
+    return t >>> 0
+  }
+  function seed () {
+    const lo = seedIndex >>> 0
+    const hi = Math.floor(seedIndex / 4294967296) >>> 0
+    sa = mix32(key[0] ^ key[4] ^ lo)
+    sb = mix32(key[1] ^ key[5] ^ hi ^ 0x9e3779b9)
+    sc = mix32(key[2] ^ key[6] ^ lo ^ 0x7f4a7c15)
+    sd = mix32(key[3] ^ key[7] ^ hi ^ 0x6a09e667)
+    for (let i = 0; i < 16; i++) sfc32()
+    seeded = true
+  }
+  function seededRandom () {
+    if (!seeded) seed()
+    return ((sfc32() >>> 5) * 67108864 + (sfc32() >>> 6)) / 9007199254740992
+  }
+  function now () {
+    if (current === 0) return lastTime
+    if (callTime === undefined) {
+      callTime = clockMode === undefined ? realNow() : (typeof clockMode === 'number' ? clockMode : lastTime)
+      lastTime = callTime
+    }
+    return callTime
+  }
+  // A replayed call's oracle records (JSON text; undefined on the host), parsed at its first use; the uses it made;
+  // the first use that differed from the records (`[position, api, method, argsText]` as JSON text).
+  let replayText
+  let replayUses
+  let usesMade = 0
+  let divergence
+  function served (api, method, argsText) {
+    if (replayUses === undefined) replayUses = parse(replayText)
+    const position = usesMade
+    const rec = replayUses[position]
+    if (divergence === undefined && rec !== null && typeof rec === 'object' && rec.api === api && rec.method === method &&
+        stringify(rec.args) === argsText && (rec.error === undefined || (rec.error !== null && typeof rec.error === 'object'))) {
+      usesMade++
+      const e = rec.error
+      if (e !== undefined) return PromiseC.reject(makeError(String(e.name), String(e.message), typeof e.code === 'string' ? e.code : undefined))
+      const v = rec.value
+      return PromiseC.resolve(v !== null && typeof v === 'object' && hasOwn(v, BYTES) ? Buffer.from(v[BYTES], 'latin1') : v)
+    }
+    if (divergence === undefined) divergence = stringify([position, api, method, argsText])
+    return PromiseC.reject(makeError('VerificationError', 'replay diverged at oracle use ' + position, 'VERIFICATION_MISMATCH'))
+  }
+  // A call starts: its own random stream and clock (and for a replay, its oracle records).
+  function enterCall (seq, index, clock, recordedText) {
+    current = seq
+    replayText = recordedText
+    replayUses = undefined
+    usesMade = 0
+    divergence = undefined
+    clockMode = clock
+    callTime = undefined
+    if (typeof index === 'number' && index >= 0) {
+      seedIndex = index
+      seeded = false
+    }
+  }
+  if (options.deterministic) {
+    seedIndex = typeof options.seedIndex === 'number' ? options.seedIndex : 0
+    const DateD = function Date (...args) {
+      if (new.target === undefined) return apply(DateC.prototype.toString, construct(DateC, [now()]), [])
+      return construct(DateC, args.length === 0 ? [now()] : args, new.target)
+    }
+    defineProperty(DateD, 'length', { value: 7 })
+    defineProperty(DateD, 'prototype', { value: DateC.prototype, writable: false, enumerable: false, configurable: false })
+    defineProperty(DateC.prototype, 'constructor', { value: DateD, writable: true, configurable: true, enumerable: false })
+    DateD.now = function now_ () { return now() }
+    defineProperty(DateD.now, 'name', { value: 'now' })
+    DateD.parse = DateC.parse
+    DateD.UTC = DateC.UTC
+    defineProperty(g, 'Date', { value: DateD, writable: true, configurable: true, enumerable: false })
+    defineProperty(Math, 'random', { value: { random () { return seededRandom() } }.random, writable: true, configurable: true, enumerable: false })
+    // Intl's formatters read the clock when given no date.
+    const DTF = Intl.DateTimeFormat.prototype
+    const formatGet = Object.getOwnPropertyDescriptor(DTF, 'format').get
+    const formatToParts = DTF.formatToParts
+    defineProperty(DTF, 'format', {
+      get () { const f = apply(formatGet, this, []); return (d) => f(d === undefined ? now() : d) },
+      configurable: true,
+      enumerable: false
+    })
+    DTF.formatToParts = function formatToParts_ (d) { return apply(formatToParts, this, [d === undefined ? now() : d]) }
+  }
+
   // --- the globals a script sees: built here, in one place ---
   const System = { caller: { id: undefined }, files: stubs('files', options.files, FILES_SHAPE) }
   for (const name of keys(options.apis)) System[name] = stubs(name, options.apis[name])
@@ -408,24 +526,30 @@
 
   // --- calls from the host ---
   function finish (seq, threw, value) {
+    // The clock this call read, if it did: the host logs it (`time`). The call is over: later uses belong to none.
+    const time = current === seq ? callTime : undefined
+    // A replayed call: the uses it was served (a count), or where it diverged (text).
+    const replayed = current !== seq || replayText === undefined ? undefined : (divergence !== undefined ? divergence : usesMade)
+    if (current === seq) current = 0
     if (!threw) {
       let text
       try {
         text = stringify(value)
       } catch (e) {
         // The result cannot be logged: the host reports an EncodingError, as it always did.
-        send('done', seq, 'encoding', String(e && e.message))
+        send('done', seq, 'encoding', String(e && e.message), undefined, time, replayed)
         return
       }
-      send('done', seq, 'value', text)
+      send('done', seq, 'value', text, undefined, time, replayed)
       return
     }
     const d = describe(value)
-    if (d.name !== undefined) send('done', seq, 'error', d.log, stringify([d.name, d.message, d.line]))
-    else send('done', seq, 'thrown', d.log, d.text)
+    if (d.name !== undefined) send('done', seq, 'error', d.log, stringify([d.name, d.message, d.line]), time, replayed)
+    else send('done', seq, 'thrown', d.log, d.text, time, replayed)
   }
-  function invoke (seq, method, argsText, callerText) {
+  function invoke (seq, method, argsText, callerText, index, clock, recordedText) {
     let res
+    enterCall(seq, index, clock, recordedText)
     try {
       System.caller.id = callerText === undefined ? undefined : parse(callerText)
       const ex = module.exports
@@ -466,8 +590,8 @@
   }
 
   // The only way in: primitives only; returns a string or undefined.
-  return function control (kind, a, b, c, d) {
-    if (kind === 'call') invoke(a, b, c, d)
+  return function control (kind, a, b, c, d, e, f, h) {
+    if (kind === 'call') invoke(a, b, c, d, e, f, h)
     else if (kind === 'reply') {
       const p = pending[a]
       if (!p) return

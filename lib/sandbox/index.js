@@ -3,18 +3,20 @@
 // context (see worker.js, bootstrap.js), under `resourceLimits` and a per-call watchdog. Only data crosses: a call
 // goes in as (method, args JSON text, caller id) and comes back as result JSON text or an error's name and
 // message. System.files and addAPI members run here, on the main thread, asked for with data and answered with data.
+// An addAPI member is an oracle: each use is recorded, in order, for the call that made it (lib/sandbox/oracles.js);
+// a replayed call is served its recorded uses instead, and the host method never runs.
 const { EventEmitter } = require('node:events')
 const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 
-const { toJSONText } = require('../json')
+const { decodeArgs, encodeResult, errorFields } = require('./wire')
 const { BadArgumentError, ClosedError, LimitError } = require('../errors')
+const oracles = require('./oracles')
 
 // The archive methods scripts may use, and nothing else (SPEC: System.files).
 const FILES_METHODS = ['getInfo', 'stat', 'readFile', 'readdir', 'writeFile', 'mkdir', 'unlink', 'rmdir', 'history']
 // Those that change the archive: refused outside a call, so only logged calls change state.
 const FILES_WRITES = new Set(['writeFile', 'mkdir', 'unlink', 'rmdir'])
-const BYTES = '\u0000bytes'
 const WORKER = path.join(__dirname, 'worker.js')
 const EXIT_MEMORY = 86 // worker.js: the script's array buffers went past memoryMb
 
@@ -29,11 +31,12 @@ const STOPPED_CRASH = 'crash'
 class Sandbox extends EventEmitter {
   /**
    * @param {object} o code, filename, limits, `files()` (the archive, read at each request), `apis` (Map of
-   *   addAPI members).
+   *   addAPI members), `clock` (deterministic mode, see bootstrap.js: `{seedKey, seedIndex, time}`; absent: off).
    */
-  constructor ({ code, filename = 'vm-script.js', limits, files, apis }) {
+  constructor ({ code, filename = 'vm-script.js', limits, files, apis, clock }) {
     super()
     this.code = code
+    this.clock = clock
     this.filename = filename
     this.limits = limits
     this._files = files
@@ -62,6 +65,7 @@ class Sandbox extends EventEmitter {
     const names = {}
     for (const [name, methods] of this._apis) names[name] = Object.keys(methods || {}).filter((k) => typeof methods[k] === 'function')
     const options = { files: FILES_METHODS, apis: names, test: process.env.NODE_ENV === 'test', memoryBytes: this.limits.memoryMb * 1024 * 1024 }
+    if (this.clock) Object.assign(options, { deterministic: true, seedKey: this.clock.seedKey, seedIndex: this.clock.seedIndex, clock: this.clock.time })
     const worker = new Worker(WORKER, {
       workerData: { code: this.code, filename: this.filename, options },
       resourceLimits: { maxOldGenerationSizeMb: this.limits.memoryMb, maxYoungGenerationSizeMb: Math.min(16, this.limits.memoryMb), stackSizeMb: 4 },
@@ -86,16 +90,20 @@ class Sandbox extends EventEmitter {
    * `{kind: 'thrown', log, text}`, `{kind: 'encoding', message}` or `{kind: 'limit', stopped}` (the worker is gone
    * then; `start()` again) or `{kind: 'lost'}` (sent behind a call that was stopped: never run; send it again).
    * Calls may be sent before the previous one has answered: they run one at a time, in the order sent.
+   * `fx`: `{index, time, recorded}`: the call's log entry index (seeds Math.random), and for a replay the logged
+   * time (or 'none') and oracle records. Every outcome also has `oracles` (the call's uses, in order), `time` (the
+   * clock it read) and, for a replay that asked for something else, `divergence`.
    */
-  call (method, argsJSON, callerId) {
+  call (method, argsJSON, callerId, fx = {}) {
     if (!this.alive) return Promise.reject(new ClosedError('the VM script is not running'))
     const seq = ++this._seq
     const callerJSON = callerId === undefined ? undefined : JSON.stringify(callerId)
     return new Promise((resolve) => {
-      this._track(seq, resolve)
+      this._track(seq, resolve, fx.recorded)
       // Calls sent together share a message: those of one synchronous run (an RPC batch), or with `deferFlush`
       // (a replay, which yields between entries) those of one turn of the event loop.
-      if (this._outbox.push(seq, method, argsJSON, callerJSON) === 4) {
+      const recorded = fx.recorded === undefined ? undefined : (fx.recorded.length === 0 ? '[]' : JSON.stringify(fx.recorded))
+      if (this._outbox.push(seq, method, argsJSON, callerJSON, fx.index, fx.time, recorded) === 7) {
         if (this.deferFlush) setImmediate(() => this._flush())
         else queueMicrotask(() => this._flush())
       }
@@ -121,8 +129,9 @@ class Sandbox extends EventEmitter {
     }
   }
 
-  _track (seq, resolve) {
-    if (this._inflight.push({ seq, resolve, versionBefore: undefined }) - this._head === 1) {
+  _track (seq, resolve, recorded) {
+    const c = { seq, resolve, versionBefore: undefined, uses: [], recorded, divergence: undefined, tail: null }
+    if (this._inflight.push(c) - this._head === 1) {
       // The start is timed from when the script itself begins to run (booting a worker is not the script's time).
       if (seq !== 0) this._arm()
       this._holdOpen()
@@ -167,7 +176,12 @@ class Sandbox extends EventEmitter {
       this._head = 0
       this._holdOpen()
     }
-    c.resolve(outcome)
+    if (c.recorded) oracles.replayed(c, outcome.replayed)
+    outcome.oracles = c.uses
+    if (c.divergence) outcome.divergence = c.divergence
+    // The entry holds every use the call made: one still running is waited for (a replay serves them at once).
+    if (c.tail) c.tail.then(() => c.resolve(outcome))
+    else c.resolve(outcome)
   }
 
   _stopWorker (stopped = STOPPED_CRASH) {
@@ -183,7 +197,7 @@ class Sandbox extends EventEmitter {
     this._outbox = []
     // The stopped call's archive writes under way finish before the caller sees the stop (and discards them).
     const settled = Promise.allSettled([...this._requests]).then(() => {})
-    if (head) head.resolve({ kind: 'limit', stopped, versionBefore: head.versionBefore, settled })
+    if (head) head.resolve({ kind: 'limit', stopped, versionBefore: head.versionBefore, settled, oracles: head.uses })
     for (const c of rest) c.resolve({ kind: 'lost' })
   }
 
@@ -199,8 +213,11 @@ class Sandbox extends EventEmitter {
     if (kind === 'done') {
       // Answers, in the order the calls ran: [seq, how, a, b] each.
       const d = m[1]
-      for (let i = 0; i < d.length; i += 4) this._done(d[i], d[i + 1], d[i + 2], d[i + 3])
-    } else if (kind === 'request') this._request(worker, m[1], m[2], m[3], m[4])
+      for (let i = 0; i < d.length; i += 6) this._done(d[i], d[i + 1], d[i + 2], d[i + 3], d[i + 4], d[i + 5])
+    } else if (kind === 'request') {
+      if (m[2] === 'files') this._request(worker, m[1], m[2], m[3], m[4])
+      else oracles.use(this, worker, m[1], m[2], m[3], m[4], m[5])
+    }
     else if (kind === 'console') writeConsole(m[1], m[2])
     else if (kind === 'timers') {
       this._timers = m[1] === true
@@ -215,13 +232,13 @@ class Sandbox extends EventEmitter {
     else if (kind === 'failed') this._end(0, { kind: 'failed', name: m[1], message: m[2], line: m[3] })
   }
 
-  _done (seq, how, a, b) {
-    if (how === 'value') this._end(seq, { kind: 'value', text: a })
-    else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a })
+  _done (seq, how, a, b, time, replayed) {
+    if (how === 'value') this._end(seq, { kind: 'value', text: a, time, replayed })
+    else if (how === 'encoding') this._end(seq, { kind: 'encoding', message: a, time, replayed })
     else if (how === 'error') {
       const [name, message, line] = JSON.parse(b)
-      this._end(seq, { kind: 'error', log: a, name, message, line })
-    } else this._end(seq, { kind: 'thrown', log: a, text: b })
+      this._end(seq, { kind: 'error', log: a, name, message, line, time, replayed })
+    } else this._end(seq, { kind: 'thrown', log: a, text: b, time, replayed })
   }
 
   async _request (worker, id, api, method, argsText) {
@@ -231,11 +248,9 @@ class Sandbox extends EventEmitter {
       running = this._perform(api, method, decodeArgs(argsText))
       this._requests.add(running)
       const value = await running
-      const text = value instanceof Uint8Array ? JSON.stringify({ [BYTES]: Buffer.from(value).toString('latin1') }) : toJSONText(value, 'API result')
-      reply = ['reply', id, 'ok', text]
+      reply = ['reply', id, 'ok', encodeResult(value)]
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e))
-      reply = ['reply', id, 'err', JSON.stringify([String(err.name), String(err.message), typeof err.code === 'string' ? err.code : null])]
+      reply = ['reply', id, 'err', JSON.stringify(errorFields(e))]
     }
     this._requests.delete(running)
     if (worker === this._worker) worker.postMessage(reply)
@@ -256,11 +271,6 @@ class Sandbox extends EventEmitter {
     if (!methods || !Object.hasOwn(methods, method) || typeof methods[method] !== 'function') throw new TypeError(`System.${api}.${method} is not a function`)
     return methods[method](...args)
   }
-}
-
-function decodeArgs (text) {
-  const args = JSON.parse(text)
-  return args.map((a) => a !== null && typeof a === 'object' && Object.hasOwn(a, BYTES) ? Buffer.from(a[BYTES], 'latin1') : a)
 }
 
 const STANDARD = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }

@@ -21,33 +21,35 @@ let contextPromiseProto = null
 function isPrimitive (v) { return PRIMITIVE.has(typeof v) }
 
 // The context's only way out. Strict, never returns anything, drops anything that is not a primitive.
-function post (kind, a, b, c, d) {
-  if (!isPrimitive(kind) || !isPrimitive(a) || !isPrimitive(b) || !isPrimitive(c) || !isPrimitive(d)) return
+function post (kind, a, b, c, d, e, f) {
+  if (!isPrimitive(kind) || !isPrimitive(a) || !isPrimitive(b) || !isPrimitive(c) || !isPrimitive(d) || !isPrimitive(e) || !isPrimitive(f)) return
   if (kind === 'timer') return setTimer(a, b, c)
   if (kind === 'clear') return clearTimer(a)
   if (kind === 'limit') process.exit(EXIT_MEMORY) // in a worker: ends this thread at once, not the process
-  if (kind === 'done') return done(a, b, c, d)
+  if (kind === 'done') return done(a, b, c, d, e, f)
   if (kind === 'request' || kind === 'console' || kind === 'fault') {
     flushDone() // answers leave before anything the next call asks for
-    parentPort.postMessage([kind, a, b, c, d])
+    parentPort.postMessage([kind, a, b, c, d, e])
   }
 }
 
 // Calls run one at a time, in the order sent; answers are sent together, once per turn (or before a call starts
-// when older answers have waited 5 ms: a call that then spins holds back little).
+// when older answers have waited 5 ms: a call that then spins holds back little). A call is seven items (seq,
+// method, args, caller, entry index, clock, a replay's oracle records); an answer six (seq, how, a, b, the time the
+// call read, a replay's uses).
 let calls = []
-let next = 0 // calls[next..] wait; taken four items at a time
+let next = 0 // calls[next..] wait; taken seven items at a time
 let running = false
 let pumping = false
 let answers = []
 let answersSince = 0
 
-function done (seq, how, a, b) {
+function done (seq, how, a, b, time, replayed) {
   if (answers.length === 0) {
     answersSince = performance.now()
     queueMicrotask(flushDone)
   }
-  answers.push(seq, how, a, b)
+  answers.push(seq, how, a, b, time, replayed)
   running = false
   if (!pumping) queueMicrotask(pump)
 }
@@ -69,9 +71,12 @@ function pump () {
     const method = calls[next + 1]
     const argsText = calls[next + 2]
     const callerText = calls[next + 3]
-    next += 4
+    const index = calls[next + 4]
+    const clock = calls[next + 5]
+    const recorded = calls[next + 6]
+    next += 7
     if (next === calls.length) { calls = []; next = 0 }
-    run('call', seq, method, argsText, callerText)
+    run('call', seq, method, argsText, callerText, index, clock, recorded)
   }
   pumping = false
 }
@@ -105,9 +110,9 @@ function clearTimer (id) {
 
 // Call into the context. Whatever it throws stays here (it is never read: that could run script code on a host
 // value, and the context reports its own failures through `fault`).
-function run (kind, a, b, c, d) {
+function run (kind, a, b, c, d, e, f, h) {
   try {
-    return control(kind, a, b, c, d)
+    return control(kind, a, b, c, d, e, f, h)
   } catch (_) {
     return undefined
   }
