@@ -17,9 +17,10 @@ const { progressBar } = require('./progress')
 const { interruptible } = require('./interrupt')
 const { SWARM_OPTIONS, swarmOptions } = require('./swarm-options')
 const { isLogUrl, fetchByLogUrl } = require('./verify-dat')
+const { describeHead } = require('../snapshot')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
-const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF'])
+const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF', 'FORK'])
 
 class Mismatch extends Error {}
 
@@ -54,13 +55,17 @@ async function fetchRemote (target, dir, timeout, say, err = process.stderr) {
   } finally {
     bar.stop()
   }
-  // The snapshot length, fixed before the archive is fetched: the archive then holds at least what entry L-1 names.
-  const length = log.length
+  let length
+  let head = null
   try {
+    // The snapshot, a signed head held before the archive is fetched: the archive then holds at least what entry
+    // L-1 names.
+    head = log.length > 0 ? await Verifier.signedHead(log) : null
+    length = head ? head.length : 0
     // A snapshot (not live): the host may write on while the replay runs.
     const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false })
     await archive.ready()
-    return { log, archive, filesUrl: info.filesArchiveUrl, length }
+    return { log, archive, filesUrl: info.filesArchiveUrl, length, head }
   } catch (e) {
     await log.close()
     throw e
@@ -124,6 +129,7 @@ module.exports = {
     let replica = null
     let filesUrl
     let length
+    let head = null
     try {
       const remote = isRemote(target) || isLogUrl(target)
       if (remote) {
@@ -132,7 +138,7 @@ module.exports = {
         const timeout = intOption(values, 'timeout', 10000)
         const bars = report.summaryOnly ? null : io.err
         // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.
-        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => isLogUrl(target)
+        ;({ log, archive, filesUrl, length, head } = await interrupt.immediately(() => isLogUrl(target)
           ? fetchByLogUrl(target, tmp, timeout, swarmOptions(values), say, bars)
           : fetchRemote(target, tmp, timeout, say, bars)))
       } else {
@@ -147,7 +153,12 @@ module.exports = {
       // 0..L-1, and the archive at the version entry L-1 names. (A local VM's log is locked: it cannot grow.)
       const L = length === undefined ? log.length : length
       report.entries = L
+      // The signed head held for the snapshot (fork, length, tree hash, the log key's signature): everything below
+      // is compared against it, and the log must still hold its tree at the end.
+      if (!head && L > 0) head = await Verifier.signedHead(log)
+      report.head = head
       say(`  call log      ${log.url} (snapshot at length ${L})`)
+      if (head) say(`  held ${describeHead(head)} (checked against the log's key)`)
 
       if (values.log && values.log !== log.url) throw new Mismatch(`the call log is ${log.url}, not the expected ${values.log}`)
       if (values.files && values.files !== archive.url) throw new Mismatch(`the files archive is ${archive.url}, not the expected ${values.files}`)
@@ -193,6 +204,7 @@ module.exports = {
       replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, {
         dir: replicaDir,
         length: L,
+        head,
         // Throwing here is how Ctrl+C stops a replay: fromCallLog closes the replica and rethrows.
         onProgress (done, total) { interrupt.check(); onProgress(done, total) }
       })
@@ -216,6 +228,9 @@ module.exports = {
       await Verifier.compareArchives(hostFiles, replica.filesArchive).then(
         () => say('✓ Files archive: the replay produced the same files'),
         (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; mismatch = true; report.problem(`Files archive mismatch: ${e.message}`) })
+      // The host's log still holds the history the held head signed (a different tree at L is a fork: ForkError).
+      await Verifier.checkHead(head, log)
+      say(`✓ Signed head at length ${head.length} still held by the log`)
       return report.finish(mismatch ? 1 : 0)
     } catch (e) {
       report.endProgress()
