@@ -210,6 +210,26 @@ class VM extends EventEmitter {
   }
 
   /**
+   * An audit that follows a growing log: replay its entries start..end-1 into this replica (made by fromCallLog,
+   * which replayed 0..start-1), in order, and wait until they are durable.
+   */
+  async _replayMore (callLog, start, end) {
+    this._replaying = true
+    this._sandbox.deferFlush = true
+    this._pending = new PendingWrites()
+    try {
+      for await (const entry of callLog.entries({ start, end })) {
+        await this._pending.room()
+        await this._replayEntry(entry)
+      }
+      await this._queue.drain()
+      await this._pending.settled()
+    } finally {
+      this._replaying = false
+    }
+  }
+
+  /**
    * Calls are sent to the script ahead of their turn (up to REPLAY_WINDOW queued), so the thread hop overlaps;
    * everything else waits for its turn in the same queue, so the replica's log keeps the entries' order.
    */

@@ -18,6 +18,7 @@ const { interruptible } = require('./interrupt')
 const { SWARM_OPTIONS, swarmOptions } = require('./swarm-options')
 const { isLogUrl, fetchByLogUrl } = require('./verify-dat')
 const { describeHead } = require('../snapshot')
+const { follow } = require('./follow')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
 const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF', 'FORK'])
@@ -94,7 +95,7 @@ function isFactory (target, remote, init) {
 
 module.exports = {
   summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable, 3 factory)',
-  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH|dat://LOGKEY [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet] [--swarm | --bootstrap HOST:PORT]',
+  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH|dat://LOGKEY [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet] [--swarm | --bootstrap HOST:PORT] [--follow [--follow-steps N]]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
     files: { type: 'string', arg: 'URL', help: 'expected files archive URL (mismatch if DIR holds another)' },
@@ -102,6 +103,8 @@ module.exports = {
     timeout: { type: 'string', arg: 'MS', help: 'for a URL: give up connecting or fetching after this many ms (default 10000)' },
     json: { type: 'boolean', help: 'print only a summary object: {verdict, entries, replayed, timeMs, firstDivergence, problems}' },
     quiet: { type: 'boolean', short: 'q', help: 'no step lines or progress bar; print the summary object (as --json)' },
+    follow: { type: 'boolean', help: 'a running host: after the audit, keep auditing new entries as they arrive, one line per step (Ctrl+C ends)' },
+    'follow-steps': { type: 'string', arg: 'N', help: 'with --follow: stop after N steps (exit 0 if all verified)' },
     utp: { type: 'boolean' }, // NodeVMS 1.x; accepted, no effect
     'no-utp': { type: 'boolean' },
     ...SWARM_OPTIONS
@@ -119,6 +122,10 @@ module.exports = {
   async run ({ positionals, values, io }) {
     const target = positionals[0]
     if (!target || positionals.length > 1) throw new UsageError('usage: libvms verify DIR|URL')
+    const followSteps = values['follow-steps'] === undefined ? undefined : intOption(values, 'follow-steps', 0)
+    if ((values.follow || followSteps !== undefined) && !(isRemote(target) || isLogUrl(target))) {
+      throw new UsageError('--follow audits a running host (ws://... or dat://...): a VM directory is locked while its VM runs')
+    }
     const report = new VerifyReport(io, { json: values.json, quiet: values.quiet })
     const say = (line) => report.say(line)
     // Temp folders this run made; Ctrl+C removes them however far the work got.
@@ -231,7 +238,21 @@ module.exports = {
       // The host's log still holds the history the held head signed (a different tree at L is a fork: ForkError).
       await Verifier.checkHead(head, log)
       say(`✓ Signed head at length ${head.length} still held by the log`)
-      return report.finish(mismatch ? 1 : 0)
+      if (mismatch || !(values.follow || followSteps !== undefined)) return report.finish(mismatch ? 1 : 0)
+      // The incremental audit: each new batch of entries on a new signed head, into the same replica.
+      return report.finish(await follow({
+        log,
+        replica,
+        head,
+        filesUrl,
+        dir: temps[0],
+        timeout: intOption(values, 'timeout', 10000),
+        steps: followSteps,
+        report,
+        interrupt,
+        versionNamedAt,
+        swarm: isLogUrl(target) ? swarmOptions(values) : {}
+      }))
     } catch (e) {
       report.endProgress()
       if (interrupt.interrupted) return report.finish(interrupt.code)
