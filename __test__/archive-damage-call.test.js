@@ -82,3 +82,24 @@ test('an undamaged copy: the same calls are logged (so the refusals above are ab
   assert.deepEqual(await calls(again), ['put(meta-marker-file)', 'peek(meta-marker-file)'])
   await again.close()
 })
+
+for (const [what, marker, core] of [
+  ['the latest metadata block', 'last-marker-file', 'metadata'],
+  ['the latest content block', 'LAST-CONTENT-MARKER', 'content']
+]) {
+  test(`a flipped byte in ${what}: deploy refuses the archive before writing (checked at open)`, async (t) => {
+    const dir = path.join(tmpdir(t), 'vm')
+    const vm = await new VM(CODE).deploy({ dir })
+    await vm.executeCall({ methodName: 'put', args: ['first', 'hello'] })
+    await vm.executeCall({ methodName: 'put', args: ['last-marker-file', 'LAST-CONTENT-MARKER'] })
+    await vm.close()
+    const { file, at } = findInArchive(dir, marker)
+    flipAt(file, at + 3)
+    const before = new Map(fs.readdirSync(dir, { recursive: true }).map((rel) => path.join(dir, rel))
+      .filter((p) => fs.statSync(p).isFile()).map((p) => [p, fs.readFileSync(p)]))
+    const again = new VM(CODE)
+    await assert.rejects(again.deploy({ dir }), (e) => e.name === 'IntegrityError' && e.message.includes(`files archive ${core} core`))
+    await again.close().catch(() => {})
+    for (const [p, bytes] of before) assert.ok(bytes.equals(fs.readFileSync(p)), `${p} was written to`)
+  })
+}

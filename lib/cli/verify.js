@@ -101,7 +101,7 @@ module.exports = {
     files: { type: 'string', arg: 'URL', help: 'expected files archive URL (mismatch if DIR holds another)' },
     dir: { type: 'string', arg: 'DIR', help: 'keep the replica in this new directory (default: a temp dir, removed)' },
     timeout: { type: 'string', arg: 'MS', help: 'for a URL: give up connecting or fetching after this many ms (default 10000)' },
-    json: { type: 'boolean', help: 'print only a summary object: {verdict, entries, replayed, timeMs, firstDivergence, problems}' },
+    json: { type: 'boolean', help: 'print only a summary object: {verdict, entries, replayed, timeMs, firstDivergence, problems, head}' },
     quiet: { type: 'boolean', short: 'q', help: 'no step lines or progress bar; print the summary object (as --json)' },
     follow: { type: 'boolean', help: 'a running host: after the audit, keep auditing new entries as they arrive, one line per step (Ctrl+C ends)' },
     'follow-steps': { type: 'string', arg: 'N', help: 'with --follow: stop after N steps (exit 0 if all verified)' },

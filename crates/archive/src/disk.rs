@@ -177,7 +177,19 @@ pub fn open(root: &Path, expected_key: Option<[u8; 32]>) -> Result<DiskDrive> {
     let content_key = header
         .content_key()?
         .ok_or_else(|| err::corrupt("archive header names no content log"))?;
-    let content = LedgerStore::new(Core::open(&core_path(root, &content_key))?);
+    let mut content = LedgerStore::new(Core::open(&core_path(root, &content_key))?);
+    // Cheap at open: the latest block of each core (the metadata's newest entry and tree, the last content block)
+    // against the signed tree, so damage there is refused before a VM writes its restart. `verify` checks the rest.
+    for (name, store) in [("metadata", &mut meta), ("content", &mut content)] {
+        let len = store.len();
+        // A writer's core holds every block (a replica's may not: its reads verify what it holds).
+        if len > 0 && store.is_writable() {
+            store.get(len - 1).map_err(|e| {
+                let dir = store.with(|c| Ok(c.dir().map(|d| d.display().to_string()).unwrap_or_default())).unwrap_or_default();
+                e.context(format!("files archive {name} core ({dir})"))
+            })?;
+        }
+    }
     Drive::new(meta, content, Some(content_key))
 }
 
