@@ -188,6 +188,9 @@ export interface ReplayOptions {
   onProgress?: (done: number, total: number) => void
   /** Replay exactly entries 0..length-1 (default: the log's length when called), however the log grows meanwhile. */
   length?: number
+  /** A signed head to hold for the snapshot (default: the log's signed head when called): replays 0..head.length-1
+   * unless `length` says less; the log must hold its tree at the start and once replayed (ForkError otherwise). */
+  head?: SignedHead
 }
 
 /**
@@ -268,6 +271,8 @@ export class VM extends EventEmitter {
    * call that uses them otherwise (another API, method or arguments, more or fewer uses) or reads the clock
    * otherwise rejects with a VerificationError carrying `OracleDivergence` fields. */
   static fromCallLog (callLog: CallLog, urls: { filesArchiveUrl: string }, opts?: ReplayOptions): Promise<VM>
+  /** On a replica made by `fromCallLog`: the signed head it held for its snapshot (its tree checked once replayed). */
+  replayedHead?: SignedHead
   on (event: 'ready' | 'close', listener: () => void): this
   /** An `init` that threw on a restart: `cause` is what it threw, `entry` its log entry. */
   on (event: 'warning', listener: (warning: Error & { cause: unknown, entry: number }) => void): this
@@ -323,6 +328,12 @@ export class Verifier {
   static checkReceipt (receipt: Receipt, callLog: CallLog): Promise<void>
   /** Two heads validly signed by `key` with the same length and fork and different tree hashes. */
   static isFork (key: Buffer, a: SignedHead, b: SignedHead): boolean
+  /** The log's current signed tree head, checked against its key: the head an audit holds for its snapshot. */
+  static signedHead (callLog: CallLog): Promise<SignedHead>
+  /** Resolves when `callLog` still holds the tree `head` signed at its length; rejects with a ForkError (`ours`: the
+   * log's head now, `theirs`: `head`) when it holds another, or a VerificationError when `head` is not signed by the
+   * log's key or the log is now shorter. */
+  static checkHead (head: SignedHead, callLog: CallLog): Promise<void>
 }
 
 /** A log's signed tree head (hex strings). */

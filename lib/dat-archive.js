@@ -9,7 +9,7 @@ const native = require('./native')
 const { resolvePeers, noPeerError, knownSwarm } = require('./peers')
 const { swarmConfig, lookup } = require('./swarm')
 const {
-  wrapNative, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError, StorageIOError
+  wrapNative, fromNative, LibvmsError, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError, StorageIOError
 } = require('./errors')
 
 // Files up to this size are read synchronously (a verified read from the page cache costs less than the hop
@@ -227,10 +227,15 @@ class DatArchive {
     return wrapNative(() => drive.truncate(version))
   }
 
-  /** The first storage failure (full disk, I/O error) of a write since open, as a StorageIOError, or null. */
+  /**
+   * The first storage failure since open, or null: a StorageIOError (a write the disk refused), or the
+   * IntegrityError / StorageCorruptError of a read that met damaged storage.
+   */
   _storageFailure () {
     const message = this._drive ? wrapNative(() => this._drive.storageFailure()) : null
-    return message ? new StorageIOError(message) : null
+    if (!message) return null
+    const e = fromNative(new Error(message))
+    return e instanceof LibvmsError ? e : new StorageIOError(message)
   }
 
   /**

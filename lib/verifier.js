@@ -61,6 +61,31 @@ class Verifier {
   }
 
   /**
+   * The log's current signed tree head `{length, fork, treeHash, signature}`, checked against the log's key: what an
+   * audit holds for its snapshot (then `checkHead` proves the log still tells that history).
+   */
+  static async signedHead (callLog) {
+    if (!(callLog instanceof CallLog)) throw new BadArgumentError('signedHead: callLog must be a CallLog')
+    return JSON.parse(await wrapNative(() => native.signedHead(callLog._live())))
+  }
+
+  /**
+   * Resolves when `callLog` still holds the tree `head` signed at its length (a head held earlier: an audit's
+   * snapshot). Rejects with a ForkError (`ours`: the log's head now, `theirs`: the held one) when the log holds
+   * another tree there (its key signed two histories), and with a VerificationError when the head is not signed by
+   * the log's key or the log is now shorter than it.
+   */
+  static async checkHead (head, callLog) {
+    if (!(callLog instanceof CallLog)) throw new BadArgumentError('checkHead: callLog must be a CallLog')
+    if (!head || typeof head !== 'object') throw new BadArgumentError('checkHead: head must be an object')
+    const out = await wrapNative(() => native.checkHead(JSON.stringify(head), callLog._live()))
+    if (out === null) return
+    const { code, message, ours, theirs } = JSON.parse(out)
+    if (code === 'FORK') throw new ForkError(message, { ours, theirs })
+    throw new VerificationError(message)
+  }
+
+  /**
    * Whether two heads (`{length, fork, treeHash, signature}`, e.g. two receipts) are both validly signed by `key`
    * (the log's key, a Buffer) with the same length and fork and different tree hashes: a fork.
    */

@@ -13,6 +13,7 @@ const { Sandbox, resolveLimits, rebuildError, limitError } = require('./sandbox'
 const oracles = require('./sandbox/oracles')
 const { toJSONText } = require('./json')
 const { clearReplica } = require('./replica-dir')
+const snapshot = require('./snapshot')
 const { recoverFiles, clearUnfinishedCreate } = require('./recovery')
 const { BadArgumentError, ClosedError, EncodingError, LimitError, StorageIOError, VerificationError } = require('./errors')
 const debug = require('./debug')('libvms:vm')
@@ -175,9 +176,9 @@ class VM extends EventEmitter {
    * Replay a call log into a fresh VM: entry 0 must be the init entry and name `filesArchiveUrl`; every later entry
    * is re-executed in order (errors are part of the log, not of the replay). Streams the log.
    */
-  static async fromCallLog (callLog, { filesArchiveUrl } = {}, { dir, title, onProgress, length } = {}) {
+  static async fromCallLog (callLog, { filesArchiveUrl } = {}, { dir, title, onProgress, length, head } = {}) {
     // The snapshot, fixed before anything awaits: exactly entries 0..L-1 are replayed, however the log grows.
-    const total = length === undefined ? callLog.length : length
+    const total = snapshot.snapshotLength(callLog, length, head)
     if (length !== undefined && (!Number.isSafeInteger(length) || length < 1 || length > callLog.length)) {
       throw new BadArgumentError(`length must be an integer from 1 to the log's length (${callLog.length})`)
     }
@@ -186,6 +187,8 @@ class VM extends EventEmitter {
     if (init.filesArchiveUrl !== filesArchiveUrl) {
       throw new BadArgumentError(`Mismatched files archive URL: the log names ${init.filesArchiveUrl}, not ${filesArchiveUrl}`)
     }
+    // The signed head held for the snapshot (covering 0..L-1): the log must still hold its tree once replayed.
+    const held = await snapshot.holdHead(callLog, head)
     // A signed VM's log is audited first: the first entry with a wrong signature or sequence number is named.
     await callLog._audit()
     // A folder holding an earlier replica of this log is replayed afresh; anything else there is refused.
@@ -222,10 +225,32 @@ class VM extends EventEmitter {
       if (vm._replayFailure) throw vm._replayFailure
       await vm._pending.settled()
       vm._replaying = false
+      await snapshot.checkHead(held, callLog) // a ForkError if the log now tells another history up to L
+      vm.replayedHead = held
       return vm
     } catch (e) {
       await vm.close()
       throw e
+    }
+  }
+
+  /**
+   * An audit that follows a growing log: replay its entries start..end-1 into this replica (made by fromCallLog,
+   * which replayed 0..start-1), in order, and wait until they are durable.
+   */
+  async _replayMore (callLog, start, end) {
+    this._replaying = true
+    this._sandbox.deferFlush = true
+    this._pending = new PendingWrites()
+    try {
+      for await (const entry of callLog.entries({ start, end })) {
+        await this._pending.room()
+        await this._replayEntry(entry)
+      }
+      await this._queue.drain()
+      await this._pending.settled()
+    } finally {
+      this._replaying = false
     }
   }
 

@@ -271,11 +271,11 @@ impl NativeDrive {
         .await
     }
 
-    /// The first storage failure (full disk, I/O error) of a write since the archive was opened, or null: a write
-    /// was lost even if the script that made it caught the error.
+    /// The first storage failure since the archive was opened (a write the disk refused, a read that failed its
+    /// signed tree), as `CODE: message`, or null: a call met it even if the script caught the error.
     #[napi(catch_unwind)]
     pub fn storage_failure(&self) -> napi::Result<Option<String>> {
-        guard(|| with(&self.drive, |d| Ok(d.bee().store().failure().or_else(|| d.content().failure()).map(|e| e.message))))
+        guard(|| with(&self.drive, |d| Ok(d.bee().store().failure().or_else(|| d.content().failure()).map(|e| crate::errors::to_js(e).reason))))
     }
 
     /// A read-only view at libvms version `version`.

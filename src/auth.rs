@@ -74,21 +74,58 @@ pub async fn check_receipt(receipt_json: String, log: &NativeLog) -> napi::Resul
             return Ok(Some(json!({"code": "VERIFICATION_MISMATCH", "message": "malformed receipt"}).to_string()));
         };
         let out = core.with(|c| Ok(receipt::check(&r, c)))?;
-        Ok(match out {
-            Ok(()) => None,
-            Err(receipt::ReceiptError::Invalid(m)) => Some(json!({"code": "VERIFICATION_MISMATCH", "message": m}).to_string()),
-            Err(receipt::ReceiptError::Fork { theirs, ours }) => Some(
-                json!({
-                    "code": "FORK",
-                    "message": format!("the log's signed head disagrees with the receipt's at length {}", theirs.length),
-                    "ours": ours.to_json(),
-                    "theirs": theirs.to_json(),
-                })
-                .to_string(),
-            ),
+        Ok(outcome(out, "the receipt's"))
+    })
+    .await
+}
+
+/// The log's current signed head (`{length, fork, treeHash, signature}` JSON), checked against the log's key: the
+/// head an audit holds for its snapshot.
+#[napi]
+pub async fn signed_head(log: &NativeLog) -> napi::Result<String> {
+    let core = log.core.clone();
+    blocking(move || {
+        core.with(|c| {
+            let head = Head::of(c).ok_or_else(|| err::mismatch("the log has no signed head"))?;
+            if !head.valid(&c.key()) {
+                return Err(err::signature("the log's head is not signed by its key"));
+            }
+            Ok(head.to_json().to_string())
         })
     })
     .await
+}
+
+/// Check a held head against a log now. Resolves with `null` when the log still holds that tree at that length;
+/// otherwise with `{code, message, ours?, theirs?}` as `check_receipt`.
+#[napi]
+pub async fn check_head(head_json: String, log: &NativeLog) -> napi::Result<Option<String>> {
+    let core = log.core.clone();
+    blocking(move || {
+        let head = serde_json::from_str::<Value>(&head_json).ok().as_ref().and_then(Head::from_json);
+        let Some(head) = head else {
+            return Err(err::bad_argument("head must be {length, fork, treeHash, signature}"));
+        };
+        let out = core.with(|c| Ok(receipt::check_head(&head, c)))?;
+        Ok(outcome(out, "the held head's"))
+    })
+    .await
+}
+
+fn outcome(out: std::result::Result<(), receipt::ReceiptError>, theirs_name: &str) -> Option<String> {
+    match out {
+        Ok(()) => None,
+        Err(receipt::ReceiptError::Invalid(m)) => Some(json!({"code": "VERIFICATION_MISMATCH", "message": m}).to_string()),
+        Err(receipt::ReceiptError::Fork { theirs, ours }) => Some(
+            json!({
+                "code": "FORK",
+                "message": format!("the log's signed head disagrees with {theirs_name} at length {}: its key signed two histories", theirs.length),
+                "ours": ours.to_json(),
+                "theirs": theirs.to_json(),
+            })
+            .to_string(),
+        ),
+    }
 }
 
 /// Two heads (`{length, fork, treeHash, signature}` JSON) validly signed by `key`, with one length and fork and

@@ -5,6 +5,7 @@
 const path = require('node:path')
 const CallLog = require('../call-log')
 const DatArchive = require('../dat-archive')
+const Verifier = require('../verifier')
 const { swarmConfig } = require('../swarm')
 const { resolvePeers } = require('../peers')
 const { UsageError } = require('../errors')
@@ -29,8 +30,10 @@ async function fetchByLogUrl (url, dir, timeout, swarm, say, err = process.stder
   }
   try {
     say(`  fetched ${log.length} entries`)
-    // The snapshot length, fixed before the archive is fetched: the archive then holds at least what entry L-1 names.
-    const length = log.length
+    // The snapshot, a signed head held before the archive is fetched: the archive then holds at least what entry
+    // L-1 names.
+    const head = log.length > 0 ? await Verifier.signedHead(log) : null
+    const length = head ? head.length : 0
     const init = log.length > 0 ? await log.get(0) : null
     if (!init || init.type !== 'init' || typeof init.filesArchiveUrl !== 'string') {
       throw new UsageError(`${url} holds no VM call log (entry 0 is not an init entry naming a files archive)`)
@@ -39,7 +42,7 @@ async function fetchByLogUrl (url, dir, timeout, swarm, say, err = process.stder
     // A snapshot (not live): the host may write on while the replay runs.
     const archive = new DatArchive(init.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false, ...swarm })
     await archive.ready()
-    return { log, archive, filesUrl: init.filesArchiveUrl, length }
+    return { log, archive, filesUrl: init.filesArchiveUrl, length, head }
   } catch (e) {
     await log.close()
     throw e

@@ -15,6 +15,7 @@ class VerifyReport {
     this.firstDivergence = null
     this.problems = []
     this.note = null
+    this.head = null // the signed head held for the snapshot
     this._bar = progressBar(io.err, { label: 'replaying', enabled: !this.summaryOnly && Boolean(io.err.isTTY) })
   }
 
@@ -67,6 +68,7 @@ class VerifyReport {
       timeMs: Date.now() - this.started,
       firstDivergence: this.firstDivergence,
       problems: this.problems,
+      ...(this.head ? { head: this.head } : {}),
       ...(this.note ? { note: this.note } : {})
     }
   }

@@ -18,9 +18,11 @@ const { interruptible } = require('./interrupt')
 const { SWARM_OPTIONS, swarmOptions } = require('./swarm-options')
 const { isLogUrl, fetchByLogUrl } = require('./verify-dat')
 const { swarmConfig } = require('../swarm')
+const { describeHead } = require('../snapshot')
+const { follow } = require('./follow')
 
 // Errors that mean "the data does not check out" (exit 1), as opposed to "cannot be read at all" (exit 2).
-const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF'])
+const MISMATCH = new Set(['VERIFICATION_FAILED', 'INVALID_SIGNATURE', 'VERIFICATION_MISMATCH', 'INVALID_PROOF', 'FORK'])
 
 class Mismatch extends Error {}
 
@@ -61,13 +63,17 @@ async function fetchRemote (target, dir, timeout, swarm, say, err = process.stde
   } finally {
     bar.stop()
   }
-  // The snapshot length, fixed before the archive is fetched: the archive then holds at least what entry L-1 names.
-  const length = log.length
+  let length
+  let head = null
   try {
+    // The snapshot, a signed head held before the archive is fetched: the archive then holds at least what entry
+    // L-1 names.
+    head = log.length > 0 ? await Verifier.signedHead(log) : null
+    length = head ? head.length : 0
     // A snapshot (not live): the host may write on while the replay runs.
     const archive = new DatArchive(info.filesArchiveUrl, { localPath: path.join(dir, 'files'), timeout, live: false, ...swarm })
     await archive.ready()
-    return { log, archive, filesUrl: info.filesArchiveUrl, length }
+    return { log, archive, filesUrl: info.filesArchiveUrl, length, head }
   } catch (e) {
     await log.close()
     throw e
@@ -96,14 +102,16 @@ function isFactory (target, remote, init) {
 
 module.exports = {
   summary: 'replay a VM\'s call log and check its results and files (exit 0 verified, 1 mismatch, 2 unusable, 3 old factory log)',
-  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH|dat://LOGKEY [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet] [--swarm | --bootstrap HOST:PORT]',
+  usage: 'Usage: libvms verify DIR|ws://HOST:PORT/PATH|dat://LOGKEY [--log URL] [--files URL] [--dir REPLICA_DIR] [--timeout MS] [--json|--quiet] [--swarm | --bootstrap HOST:PORT] [--follow [--follow-steps N]]',
   options: {
     log: { type: 'string', arg: 'URL', help: 'expected call log URL (mismatch if DIR holds another)' },
     files: { type: 'string', arg: 'URL', help: 'expected files archive URL (mismatch if DIR holds another)' },
     dir: { type: 'string', arg: 'DIR', help: 'keep the replica in this new directory (default: a temp dir, removed)' },
     timeout: { type: 'string', arg: 'MS', help: 'for a URL: give up connecting or fetching after this many ms (default 10000)' },
-    json: { type: 'boolean', help: 'print only a summary object: {verdict, entries, replayed, timeMs, firstDivergence, problems}' },
+    json: { type: 'boolean', help: 'print only a summary object: {verdict, entries, replayed, timeMs, firstDivergence, problems, head}' },
     quiet: { type: 'boolean', short: 'q', help: 'no step lines or progress bar; print the summary object (as --json)' },
+    follow: { type: 'boolean', help: 'a running host: after the audit, keep auditing new entries as they arrive, one line per step (Ctrl+C ends)' },
+    'follow-steps': { type: 'string', arg: 'N', help: 'with --follow: stop after N steps (exit 0 if all verified)' },
     utp: { type: 'boolean' }, // NodeVMS 1.x; accepted, no effect
     'no-utp': { type: 'boolean' },
     ...SWARM_OPTIONS
@@ -122,6 +130,10 @@ module.exports = {
   async run ({ positionals, values, io }) {
     const target = positionals[0]
     if (!target || positionals.length > 1) throw new UsageError('usage: libvms verify DIR|URL')
+    const followSteps = values['follow-steps'] === undefined ? undefined : intOption(values, 'follow-steps', 0)
+    if ((values.follow || followSteps !== undefined) && !(isRemote(target) || isLogUrl(target))) {
+      throw new UsageError('--follow audits a running host (ws://... or dat://...): a VM directory is locked while its VM runs')
+    }
     const report = new VerifyReport(io, { json: values.json, quiet: values.quiet })
     const say = (line) => report.say(line)
     // Temp folders this run made; Ctrl+C removes them however far the work got.
@@ -132,6 +144,7 @@ module.exports = {
     let replica = null
     let filesUrl
     let length
+    let head = null
     try {
       const remote = isRemote(target) || isLogUrl(target)
       if (remote) {
@@ -140,7 +153,7 @@ module.exports = {
         const timeout = intOption(values, 'timeout', 10000)
         const bars = report.summaryOnly ? null : io.err
         // A fetch cannot stop halfway; Ctrl+C during it removes the temp folder and exits at once.
-        ;({ log, archive, filesUrl, length } = await interrupt.immediately(() => isLogUrl(target)
+        ;({ log, archive, filesUrl, length, head } = await interrupt.immediately(() => isLogUrl(target)
           ? fetchByLogUrl(target, tmp, timeout, swarmOptions(values), say, bars)
           : fetchRemote(target, tmp, timeout, swarmOptions(values), say, bars)))
       } else {
@@ -155,7 +168,12 @@ module.exports = {
       // 0..L-1, and the archive at the version entry L-1 names. (A local VM's log is locked: it cannot grow.)
       const L = length === undefined ? log.length : length
       report.entries = L
+      // The signed head held for the snapshot (fork, length, tree hash, the log key's signature): everything below
+      // is compared against it, and the log must still hold its tree at the end.
+      if (!head && L > 0) head = await Verifier.signedHead(log)
+      report.head = head
       say(`  call log      ${log.url} (snapshot at length ${L})`)
+      if (head) say(`  held ${describeHead(head)} (checked against the log's key)`)
 
       if (values.log && values.log !== log.url) throw new Mismatch(`the call log is ${log.url}, not the expected ${values.log}`)
       if (values.files && values.files !== archive.url) throw new Mismatch(`the files archive is ${archive.url}, not the expected ${values.files}`)
@@ -203,6 +221,7 @@ module.exports = {
       replica = await VM.fromCallLog(log, { filesArchiveUrl: filesUrl }, {
         dir: replicaDir,
         length: L,
+        head,
         // Throwing here is how Ctrl+C stops a replay: fromCallLog closes the replica and rethrows.
         onProgress (done, total) { interrupt.check(); onProgress(done, total) }
       })
@@ -226,7 +245,24 @@ module.exports = {
       await Verifier.compareArchives(hostFiles, replica.filesArchive).then(
         () => say('✓ Files archive: the replay produced the same files'),
         (e) => { if (e.code !== 'VERIFICATION_MISMATCH') throw e; mismatch = true; report.problem(`Files archive mismatch: ${e.message}`) })
-      return report.finish(mismatch ? 1 : 0)
+      // The host's log still holds the history the held head signed (a different tree at L is a fork: ForkError).
+      await Verifier.checkHead(head, log)
+      say(`✓ Signed head at length ${head.length} still held by the log`)
+      if (mismatch || !(values.follow || followSteps !== undefined)) return report.finish(mismatch ? 1 : 0)
+      // The incremental audit: each new batch of entries on a new signed head, into the same replica.
+      return report.finish(await follow({
+        log,
+        replica,
+        head,
+        filesUrl,
+        dir: temps[0],
+        timeout: intOption(values, 'timeout', 10000),
+        steps: followSteps,
+        report,
+        interrupt,
+        versionNamedAt,
+        swarm: isLogUrl(target) ? swarmOptions(values) : {}
+      }))
     } catch (e) {
       report.endProgress()
       if (interrupt.interrupted) return report.finish(interrupt.code)

@@ -57,14 +57,16 @@ impl LedgerStore {
         self.with(|c| Ok(c.key()))
     }
 
-    /// The first storage failure of a write on this log since it was opened, if any.
+    /// The first storage failure on this log since it was opened, if any: a write the disk refused, or a read
+    /// of stored data that failed its signed tree (damage), which no call may take for its outcome.
     pub fn failure(&self) -> Option<libvms_errors::Error> {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn note(&self, r: Result<u64>) -> Result<u64> {
+    fn note<T>(&self, r: Result<T>) -> Result<T> {
+        use libvms_errors::ErrorCode::{Io, StorageCorrupt, VerificationFailed};
         if let Err(e) = &r {
-            if e.code == libvms_errors::ErrorCode::Io {
+            if matches!(e.code, Io | VerificationFailed | StorageCorrupt) {
                 self.failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.clone());
             }
         }
@@ -92,7 +94,9 @@ impl BlockStore for LedgerStore {
     }
 
     fn get(&mut self, index: u64) -> Result<Vec<u8>> {
-        self.with(|c| c.get(index))
+        // A damaged block is the disk's failure, not the script's: noted, so the VM stops instead of logging it.
+        let r = self.with(|c| c.get(index));
+        self.note(r)
     }
 
     fn append_batch(&mut self, blocks: &[&[u8]]) -> Result<u64> {
@@ -173,7 +177,19 @@ pub fn open(root: &Path, expected_key: Option<[u8; 32]>) -> Result<DiskDrive> {
     let content_key = header
         .content_key()?
         .ok_or_else(|| err::corrupt("archive header names no content log"))?;
-    let content = LedgerStore::new(Core::open(&core_path(root, &content_key))?);
+    let mut content = LedgerStore::new(Core::open(&core_path(root, &content_key))?);
+    // Cheap at open: the latest block of each core (the metadata's newest entry and tree, the last content block)
+    // against the signed tree, so damage there is refused before a VM writes its restart. `verify` checks the rest.
+    for (name, store) in [("metadata", &mut meta), ("content", &mut content)] {
+        let len = store.len();
+        // A writer's core holds every block (a replica's may not: its reads verify what it holds).
+        if len > 0 && store.is_writable() {
+            store.get(len - 1).map_err(|e| {
+                let dir = store.with(|c| Ok(c.dir().map(|d| d.display().to_string()).unwrap_or_default())).unwrap_or_default();
+                e.context(format!("files archive {name} core ({dir})"))
+            })?;
+        }
+    }
     Drive::new(meta, content, Some(content_key))
 }
 

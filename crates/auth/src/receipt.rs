@@ -100,6 +100,30 @@ pub fn tree_hash_at(core: &Core, length: u64) -> Option<[u8; 32]> {
     Some(tree_hash(&roots))
 }
 
+/// Check a signed head held earlier (an audit's snapshot, a receipt's) against a log now: signed by the log's key,
+/// and the log still reaches its length with the same tree there. A log that has lost entries below it, or holds
+/// another tree at its length (a fork: `ours` is the log's current signed head), fails.
+pub fn check_head(head: &Head, core: &Core) -> Result<(), ReceiptError> {
+    let invalid = |m: String| Err(ReceiptError::Invalid(m));
+    if !head.valid(&core.key()) {
+        return invalid("the head is not signed by this log's key".into());
+    }
+    if core.length() < head.length {
+        return invalid(format!(
+            "the log holds {} entries; its key signed a head of {} (entries it signed are gone)",
+            core.length(),
+            head.length
+        ));
+    }
+    let ours = Head::of(core).ok_or_else(|| ReceiptError::Invalid("the log has no signed head".into()))?;
+    let th = tree_hash_at(core, head.length)
+        .ok_or_else(|| ReceiptError::Invalid(format!("the log lacks tree nodes at length {}", head.length)))?;
+    if th != head.tree_hash {
+        return Err(ReceiptError::Fork { theirs: head.clone(), ours });
+    }
+    Ok(())
+}
+
 /// Check `r` against a log (the host's, or a verified replica): the head is signed by the log's key, the log
 /// reaches its length with the same tree there, and entry `index` is the signed call `r.call` names.
 pub fn check(r: &Receipt, core: &mut Core) -> Result<(), ReceiptError> {
@@ -114,12 +138,7 @@ pub fn check(r: &Receipt, core: &mut Core) -> Result<(), ReceiptError> {
     if core.length() < r.head.length {
         return invalid(format!("the log holds {} entries; the receipt's head has {}", core.length(), r.head.length));
     }
-    let ours = Head::of(core).ok_or_else(|| ReceiptError::Invalid("the log has no signed head".into()))?;
-    let th = tree_hash_at(core, r.head.length)
-        .ok_or_else(|| ReceiptError::Invalid(format!("the log lacks tree nodes at length {}", r.head.length)))?;
-    if th != r.head.tree_hash {
-        return Err(ReceiptError::Fork { theirs: r.head.clone(), ours });
-    }
+    check_head(&r.head, core)?;
     let block = core.get(r.index).map_err(|e| ReceiptError::Invalid(e.message))?;
     let entry: Value = serde_json::from_slice(&block).map_err(|_| ReceiptError::Invalid("entry is not JSON".into()))?;
     let signed = call::from_entry(&entry).ok().flatten();

@@ -195,3 +195,57 @@ fn a_current_header_slot_that_is_damaged_is_refused_not_rolled_back() {
     core.close().unwrap();
     assert_eq!(std::fs::read(dir.join("oplog")).unwrap(), damaged, "a reading handle writes nothing at close");
 }
+
+/// An oplog cut exactly at an entry boundary leaves no evidence in the core's files: the entries since the last
+/// flush exist only in the oplog, and the data past the replayed length is what one in-flight batch would leave.
+/// So each such cut opens at exactly that boundary (never earlier) and reads back verified, and a reading handle
+/// writes nothing; the README says what proves the loss instead (a held signed head: crates/auth/tests/loss.rs).
+/// A cut that reaches into the header slots is refused.
+#[test]
+fn an_oplog_cut_at_an_entry_boundary_opens_at_that_boundary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let (full, _) = make(&dir);
+    let pristine = read_files(&dir);
+    let oplog = &pristine["oplog"];
+    // Frame starts after the header slots, and the length each prefix of entries replays to.
+    let mut starts = Vec::new();
+    let mut pos = 8192;
+    while pos + 8 <= oplog.len() {
+        starts.push(pos);
+        pos += 8 + (u32::from_le_bytes(oplog[pos + 4..pos + 8].try_into().unwrap()) >> 2) as usize;
+    }
+    assert!(starts.len() > 3, "the core holds unflushed entries");
+    let flushed = {
+        let mut d = pristine.clone();
+        d.get_mut("oplog").unwrap().truncate(8192);
+        write_files(&dir, &d);
+        Core::open(&dir).unwrap().length()
+    };
+    let mut last = flushed;
+    // The boundary after k entries, for k = 1..=n.
+    let boundaries: Vec<usize> = starts.iter().skip(1).copied().chain([oplog.len()]).collect();
+    for (i, &cut) in boundaries.iter().enumerate() {
+        let k = i + 1;
+        let mut damaged = pristine.clone();
+        damaged.get_mut("oplog").unwrap().truncate(cut);
+        write_files(&dir, &damaged);
+        let mut core = Core::open(&dir).unwrap();
+        let len = core.length();
+        assert!(len > last && len <= full, "cut after {k} entries: length {len} (previous boundary {last})");
+        core.verify().unwrap();
+        assert!(core.byte_length() <= std::fs::metadata(dir.join("data")).unwrap().len());
+        core.close().unwrap();
+        assert!(read_files(&dir) == damaged, "a reading handle wrote to the directory");
+        last = len;
+        // One byte into the next frame: a torn frame followed by nothing, dropped as the unacknowledged tail.
+        if cut < oplog.len() {
+            let mut torn = pristine.clone();
+            torn.get_mut("oplog").unwrap().truncate(cut + 1);
+            write_files(&dir, &torn);
+            assert_eq!(Core::open(&dir).unwrap().length(), len, "a torn frame after {k} entries");
+        }
+    }
+    assert_eq!(last, full);
+    write_files(&dir, &pristine);
+}
