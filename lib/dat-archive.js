@@ -9,7 +9,7 @@ const native = require('./native')
 const { resolvePeers, noPeerError, knownSwarm } = require('./peers')
 const { swarmConfig, lookup } = require('./swarm')
 const {
-  wrapNative, fromNative, LibvmsError, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError, StorageIOError
+  wrapNative, fromData, BadArgumentError, InvalidPathError, InvalidEncodingError, ClosedError
 } = require('./errors')
 
 // Files up to this size are read synchronously (a verified read from the page cache costs less than the hop
@@ -232,10 +232,8 @@ class DatArchive {
    * IntegrityError / StorageCorruptError of a read that met damaged storage.
    */
   _storageFailure () {
-    const message = this._drive ? wrapNative(() => this._drive.storageFailure()) : null
-    if (!message) return null
-    const e = fromNative(new Error(message))
-    return e instanceof LibvmsError ? e : new StorageIOError(message)
+    const failure = this._drive ? wrapNative(() => this._drive.storageFailure()) : null
+    return failure ? fromData(failure) : null
   }
 
   /**

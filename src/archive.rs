@@ -274,8 +274,8 @@ impl NativeDrive {
     /// The first storage failure since the archive was opened (a write the disk refused, a read that failed its
     /// signed tree), as `CODE: message`, or null: a call met it even if the script caught the error.
     #[napi(catch_unwind)]
-    pub fn storage_failure(&self) -> napi::Result<Option<String>> {
-        guard(|| with(&self.drive, |d| Ok(d.bee().store().failure().or_else(|| d.content().failure()).map(|e| crate::errors::to_js(e).reason))))
+    pub fn storage_failure(&self) -> napi::Result<Option<crate::errors::NativeError>> {
+        guard(|| with(&self.drive, |d| Ok(d.bee().store().failure().or_else(|| d.content().failure()).map(crate::errors::structured))))
     }
 
     /// A read-only view at libvms version `version`.
