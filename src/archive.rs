@@ -127,7 +127,7 @@ impl NativeDrive {
     pub fn create(dir: String) -> napi::Result<NativeDrive> {
         guard(|| {
             let mut drive = disk::create(&PathBuf::from(dir))?;
-            let key = drive.bee().store().key()?;
+            let key = drive.bee().store().key();
             Ok(NativeDrive::wrap(drive, key))
         })
     }
@@ -138,7 +138,7 @@ impl NativeDrive {
         guard(|| {
             let expected = key_hex.as_deref().map(key_from_hex).transpose()?;
             let mut drive = disk::open(&PathBuf::from(dir), expected)?;
-            let key = drive.bee().store().key()?;
+            let key = drive.bee().store().key();
             Ok(NativeDrive::wrap(drive, key))
         })
     }
@@ -307,7 +307,7 @@ impl NativeDrive {
             }
             with(&a, |da| {
                 with(&b, |db| {
-                    let shared = da.content().key()? == db.content().key()?;
+                    let shared = da.content().key() == db.content().key();
                     let d = content_diff(da, db, shared)?;
                     Ok(DriveDiff { added: d.added, removed: d.removed, changed: d.changed })
                 })

@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use libvms_archive::bee::Header;
 use libvms_archive::corestore;
-use libvms_archive::disk::{DiskDrive, LedgerStore};
+use libvms_archive::disk::{self, DiskDrive};
 use libvms_archive::Drive;
 use libvms_errors::{err, Result};
-use libvms_ledger::{Core, Storage};
+use libvms_ledger::{Core, SharedCore, Storage};
 
 use tokio::sync::mpsc;
 
 use crate::{Fetch, FetchOptions, Link, ReplCore};
 
-fn replica_store(root: &Path, key: [u8; 32]) -> Result<LedgerStore> {
+fn replica_store(root: &Path, key: [u8; 32]) -> Result<SharedCore> {
     let dir = root.join(corestore::core_dir(&corestore::discovery_key(&key)));
-    Ok(LedgerStore::new(Core::open_replica(Storage::Disk(dir), key)?))
+    Ok(disk::share(Core::open_replica(Storage::Disk(dir), key)?))
 }
 
 /// Download (or resume) archive `key` into `root` from `peers` and open it read-only.
@@ -48,7 +48,7 @@ pub async fn fetch_archive_from(
     let mut content_store = None;
     let mut fetch = None;
     let done = async {
-        let meta_core = ReplCore::from_ledger_store(meta.clone())?;
+        let meta_core = ReplCore::from_shared(meta.clone())?;
         // The metadata first: its header block names the content log, which the same sessions
         // then open too.
         let f = fetch.insert(Fetch::start_with_links(vec![meta_core], peers.to_vec(), links, FetchOptions::default()));
@@ -59,7 +59,7 @@ pub async fn fetch_archive_from(
             .content_key()?
             .ok_or_else(|| err::corrupt("archive header names no content log"))?;
         let content = content_store.insert(replica_store(root, content_key)?).clone();
-        f.add(ReplCore::from_ledger_store(content.clone())?);
+        f.add(ReplCore::from_shared(content.clone())?);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         f.synced(left).await?;
         Drive::new(meta.clone(), content, Some(content_key))
