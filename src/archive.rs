@@ -136,7 +136,7 @@ impl NativeDrive {
     pub fn create(dir: String) -> napi::Result<NativeDrive> {
         guard(|| {
             let mut drive = disk::create(&PathBuf::from(dir))?;
-            let key = drive.bee().store().key()?;
+            let key = drive.bee().store().key();
             Ok(NativeDrive::wrap(drive, key))
         })
     }
@@ -147,7 +147,7 @@ impl NativeDrive {
         guard(|| {
             let expected = key_hex.as_deref().map(key_from_hex).transpose()?;
             let mut drive = disk::open(&PathBuf::from(dir), expected)?;
-            let key = drive.bee().store().key()?;
+            let key = drive.bee().store().key();
             Ok(NativeDrive::wrap(drive, key))
         })
     }
@@ -316,7 +316,7 @@ impl NativeDrive {
             }
             with(&a, |da| {
                 with(&b, |db| {
-                    let shared = da.content().key()? == db.content().key()?;
+                    let shared = da.content().key() == db.content().key();
                     let d = content_diff(da, db, shared)?;
                     Ok(DriveDiff { added: d.added, removed: d.removed, changed: d.changed })
                 })
@@ -347,7 +347,7 @@ impl NativeDrive {
             let (mh, ml, ch, cl) = match &self.sparse {
                 Some(s) => s.held()?,
                 None => with(&self.drive, |d| {
-                    let count = |s: &libvms_archive::disk::LedgerStore| s.with(|c| Ok(((0..c.length()).filter(|&i| c.has(i)).count() as u64, c.length())));
+                    let count = |s: &libvms_ledger::SharedCore| s.with(|c| Ok(((0..c.length()).filter(|&i| c.has(i)).count() as u64, c.length())));
                     let (mh, ml) = count(d.bee().store())?;
                     let (ch, cl) = count(d.content())?;
                     Ok((mh, ml, ch, cl))

@@ -1,6 +1,6 @@
 //! Signed mode for `lib/`: key pairs, the audit of a signed VM's log, receipts and fork proofs (crates/auth).
 use libvms_auth::{audit, receipt, Audit, Head, Receipt};
-use libvms_calllog::SharedCore;
+use libvms_ledger::SharedCore;
 use libvms_errors::{err, Result};
 use libvms_rpc::MountAuth;
 use napi::bindgen_prelude::Buffer;

@@ -2,8 +2,8 @@
 //! synchronous (a verified read from the page cache costs microseconds, less than a thread hop).
 use std::path::PathBuf;
 
-use libvms_calllog::SharedCore;
-use libvms_ledger::{Core, Storage, LAZY_FLUSH_INTERVAL};
+use libvms_calllog::CallLog;
+use libvms_ledger::{Core, SharedCore, Storage, LAZY_FLUSH_INTERVAL};
 use napi::bindgen_prelude::{Buffer, PromiseRaw, Uint32Array};
 use napi::Env;
 use napi_derive::napi;
@@ -19,24 +19,21 @@ pub struct BlockRun {
 
 #[napi]
 pub struct NativeLog {
-    pub(crate) core: SharedCore,
-    key: [u8; 32],
-    discovery_key: [u8; 32],
-    /// Set for a log fetched from peers: the sessions that keep it following live appends.
-    pub(crate) fetch: Option<crate::replicate::Following>,
+    pub(crate) core: CallLog,
+    /// Set for a log fetched from peers: the sessions that keep it following live appends, closed first.
+    following: Option<libvms_replicate::Fetch>,
 }
 
 impl NativeLog {
     fn wrap(mut core: Core) -> NativeLog {
         // Flush the header when the oplog is full rather than every 4th batch as JS does; each batch is durable.
         core.set_flush_interval(LAZY_FLUSH_INTERVAL);
-        let key = core.key();
-        let discovery_key = core.discovery_key();
-        NativeLog { core: SharedCore::new(core), key, discovery_key, fetch: None }
+        NativeLog { core: CallLog::new(core), following: None }
     }
 
-    pub(crate) fn from_shared(core: SharedCore, key: [u8; 32], fetch: crate::replicate::Following) -> NativeLog {
-        NativeLog { core, key, discovery_key: libvms_ledger::discovery_key(&key), fetch: Some(fetch) }
+    /// A log fetched from peers, which `following` keeps up to date until it closes.
+    pub(crate) fn fetched(core: SharedCore, following: libvms_replicate::Fetch) -> NativeLog {
+        NativeLog { core: CallLog::from_shared(core), following: Some(following) }
     }
 }
 
@@ -56,29 +53,23 @@ impl NativeLog {
 
     #[napi(getter)]
     pub fn key(&self) -> Buffer {
-        self.key.to_vec().into()
+        self.core.key().to_vec().into()
     }
 
     #[napi(getter)]
     pub fn discovery_key(&self) -> Buffer {
-        self.discovery_key.to_vec().into()
+        self.core.discovery_key().to_vec().into()
     }
 
+    /// Entries held from 0 (appended here, or fetched).
     #[napi(getter)]
     pub fn length(&self) -> f64 {
-        match &self.fetch {
-            // A fetched log: the entries held from 0 (the writer's counters only move on local appends).
-            Some(f) => f.available() as f64,
-            None => self.core.length() as f64,
-        }
+        self.core.length() as f64
     }
 
     #[napi(getter)]
     pub fn byte_length(&self) -> f64 {
-        match &self.fetch {
-            Some(_) => self.core.with(|c| Ok(c.byte_length())).unwrap_or(0) as f64,
-            None => self.core.byte_length() as f64,
-        }
+        self.core.byte_length() as f64
     }
 
     #[napi(getter)]
@@ -144,18 +135,17 @@ impl NativeLog {
     /// Wait for queued appends, flush, release the lock. Idempotent.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
-        if let Some(f) = &self.fetch {
+        if let Some(f) = &self.following {
             f.close().await;
         }
         let core = self.core.clone();
         blocking(move || core.close()).await
     }
 
-    /// For a fetched log: resolves with the number of entries held from 0 once it exceeds `after`
-    /// (live appends from peers), or with the current number when the log closes.
+    /// Resolves with the number of entries held from 0 once it exceeds `after` (for a fetched log: live appends
+    /// from peers), or with the current number when the log closes.
     #[napi]
     pub async fn wait_available(&self, after: f64) -> napi::Result<f64> {
-        let Some(f) = &self.fetch else { return Ok(self.core.length() as f64) };
-        Ok(f.wait_contiguous(after as u64).await as f64)
+        Ok(self.core.wait_beyond(after as u64).await as f64)
     }
 }

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libvms_calllog::SharedCore;
 use libvms_errors::{err, Result};
-use libvms_ledger::{Core, Storage};
-use libvms_replicate::{core_set, link, Fetch, FetchOptions, Host, Link, LinkHandle, ReplCore};
+use libvms_ledger::Storage;
+use libvms_replicate::{core_set, link, Host, Link, LinkHandle, ReplCore};
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use tokio::sync::mpsc;
@@ -31,44 +30,6 @@ fn key_from_hex(s: &str) -> Result<[u8; 32]> {
 
 fn timeout_of(ms: f64) -> Result<Duration> {
     Ok(Duration::from_millis(js_index(ms, "timeout")?))
-}
-
-/// The sessions behind a fetched log, kept until the log closes.
-pub struct Following {
-    fetch: Arc<Fetch>,
-    core: ReplCore,
-    /// Turns true on close so pending `wait_contiguous` calls end (a pending one keeps Node alive).
-    closed: tokio::sync::watch::Sender<bool>,
-}
-
-impl Following {
-    pub async fn close(&self) {
-        // `send` would drop the value when no wait is subscribed yet, and a wait that starts
-        // afterwards would then never end (keeping Node alive): store it regardless.
-        self.closed.send_replace(true);
-        self.fetch.close().await;
-    }
-
-    /// Entries held from 0.
-    pub fn available(&self) -> u64 {
-        self.core.progress().contiguous
-    }
-
-    /// Contiguous length once above `after` (or as it is when the fetch is closed).
-    pub async fn wait_contiguous(&self, after: u64) -> u64 {
-        let mut w = self.core.watch();
-        let mut closed = self.closed.subscribe();
-        loop {
-            let c = w.borrow_and_update().contiguous;
-            if c > after || *closed.borrow() {
-                return c;
-            }
-            tokio::select! {
-                r = w.changed() => if r.is_err() { return self.core.progress().contiguous },
-                _ = closed.wait_for(|c| *c) => return self.core.progress().contiguous,
-            }
-        }
-    }
 }
 
 /// A TCP replication host. Cores are added from open logs and archives; `close` ends every session.
@@ -94,7 +55,7 @@ impl NativeHost {
     #[napi(catch_unwind)]
     pub fn add_log(&self, log: &NativeLog) -> napi::Result<Vec<Buffer>> {
         guard(|| {
-            let core = ReplCore::from_shared(log.core.clone())?;
+            let core = ReplCore::from_shared(log.core.core().clone())?;
             let dk = core.discovery_key();
             self.host.add(core);
             Ok(vec![Buffer::from(dk.to_vec())])
@@ -108,7 +69,7 @@ impl NativeHost {
             let mut g = drive.drive.lock().unwrap_or_else(|p| p.into_inner());
             let d = g.as_mut().ok_or_else(|| err::closed("archive is closed"))?;
             let mut dks = Vec::new();
-            for core in [ReplCore::from_ledger_store(d.bee().store().clone())?, ReplCore::from_ledger_store(d.content().clone())?] {
+            for core in [ReplCore::from_shared(d.bee().store().clone())?, ReplCore::from_shared(d.content().clone())?] {
                 dks.push(Buffer::from(core.discovery_key().to_vec()));
                 self.host.add(core);
             }
@@ -169,27 +130,13 @@ async fn fetch_log_from(
         Some(d) => Storage::Disk(PathBuf::from(d)),
         None => Storage::Memory,
     };
-    let shared = js(tokio::task::spawn_blocking(move || Core::open_replica(storage, key).map(SharedCore::new))
-        .await
-        .map_err(|e| err::internal(format!("open task failed: {e}")))
-        .and_then(|r| r))?;
-    let core = match ReplCore::from_shared(shared.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = shared.close();
-            return Err(crate::errors::to_js(e));
+    let started = |core: &ReplCore| {
+        if let Some(w) = watch {
+            *w.lock().unwrap_or_else(|p| p.into_inner()) = Some(core.clone());
         }
     };
-    if let Some(w) = watch {
-        *w.lock().unwrap_or_else(|p| p.into_inner()) = Some(core.clone());
-    }
-    let fetch = Arc::new(Fetch::start_with_links(vec![core.clone()], peers, links, FetchOptions::default()));
-    if let Err(e) = fetch.synced(timeout).await {
-        fetch.close().await;
-        let _ = shared.close();
-        return Err(crate::errors::to_js(e));
-    }
-    Ok(NativeLog::from_shared(shared, key, Following { fetch, core, closed: tokio::sync::watch::channel(false).0 }))
+    let (core, following) = js(libvms_replicate::fetch_log_from(key, storage, peers, links, timeout, started).await)?;
+    Ok(NativeLog::fetched(core, following))
 }
 
 /// Download (or resume) the archive `key` into `dir` from `peers` and open it read-only; it keeps

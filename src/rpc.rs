@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libvms_calllog::SharedCore;
+use libvms_ledger::SharedCore;
 use libvms_errors::err;
 use libvms_rpc::{Backend, BoxFuture, Call, CallReply, ClientState, Outcome, RpcClient, RpcServer, ServerConfig};
 use napi::bindgen_prelude::FnArgs;
@@ -312,7 +312,7 @@ impl NativeRpcServer {
                 Ok(Value::Object(m)) => m,
                 _ => return Err(err::bad_argument("info must be a JSON object")),
             };
-            let (tickets, log) = (self.tickets.clone(), log.map(|l| l.core.clone()));
+            let (tickets, log) = (self.tickets.clone(), log.map(|l| l.core.core().clone()));
             // Signed mode: each caller's last sequence number comes from the log, so replays fail after restarts.
             let auth = match (&log, signed.unwrap_or(false)) {
                 (Some(core), true) => Some(crate::auth::mount_auth(core)?),

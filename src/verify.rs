@@ -8,7 +8,7 @@ use crate::errors::blocking;
 /// `length`: compare only the first `length` entries of `a` (an audit's snapshot of a log that may grow).
 #[napi]
 pub async fn compare_logs(a: &NativeLog, b: &NativeLog, length: Option<f64>) -> napi::Result<()> {
-    let (a, b) = (a.core.clone(), b.core.clone());
+    let (a, b) = (a.core.core().clone(), b.core.core().clone());
     let length = match length {
         Some(l) => Some(crate::errors::js_index(l, "length").map_err(crate::errors::to_js)?),
         None => None,

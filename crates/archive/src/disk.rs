@@ -1,126 +1,64 @@
 //! Archives on disk: the drive's two logs are ledger cores laid out as corestore@6 lays them out
 //! (`primary-key`, `cores/<dk[0:2]>/<dk[2:4]>/<dk>/`), so npm `hyperdrive@11` + `corestore@6` open the folder.
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use libvms_errors::{err, Result};
-use libvms_ledger::{Core, KeyPair, Storage};
+use libvms_ledger::{Core, KeyPair, SharedCore, Storage};
 
 use crate::bee::messages::Header;
 use crate::corestore::{self, DB_CORE_NAME, DEFAULT_NAMESPACE};
 use crate::drive::Drive;
 use crate::store::BlockStore;
 
-/// A ledger core as the archive's block log. Clones share the core (a checkout holds one); `close` ends it for all.
-#[derive(Clone)]
-pub struct LedgerStore {
-    core: Arc<Mutex<Option<Core>>>,
-    read_only: bool,
-    /// The first storage failure (a full disk, an I/O error) of a write: the caller then knows a write was lost
-    /// even if the code that made it swallowed the error.
-    failure: Arc<Mutex<Option<libvms_errors::Error>>>,
-    /// The metadata store holds the archive's `primary-key` lock (corestore@6 locks that file, not the oplogs).
-    store_lock: Arc<Mutex<Option<std::fs::File>>>,
+/// A files archive stored on disk: its two logs are shared ledger cores (a checkout shares them; closing one
+/// closes it for all).
+pub type DiskDrive = Drive<SharedCore, SharedCore>;
+
+/// Share `core` as one of an archive's logs.
+pub fn share(mut core: Core) -> SharedCore {
+    // Flush the header when the oplog is full rather than every 4th batch (as JS does): each write is durable
+    // either way, and a small write then costs no tree/bitfield/header syncs and no oplog truncation.
+    core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
+    SharedCore::new(core, "archive")
 }
 
-/// A files archive stored on disk.
-pub type DiskDrive = Drive<LedgerStore, LedgerStore>;
-
-impl LedgerStore {
-    pub fn new(mut core: Core) -> LedgerStore {
-        // Flush the header when the oplog is full rather than every 4th batch (as JS does): each write is durable
-        // either way, and a small write then costs no tree/bitfield/header syncs and no oplog truncation.
-        core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
-        let read_only = !core.writable();
-        LedgerStore { core: Arc::new(Mutex::new(Some(core))), read_only, failure: Arc::default(), store_lock: Arc::new(Mutex::new(None)) }
-    }
-
-    /// Hold `lock` (the store's `primary-key` lock) until this store is closed.
-    fn holding(self, lock: std::fs::File) -> LedgerStore {
-        *self.store_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
-        self
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Core>> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Run `f` on the core under its lock (replication serves and fetches through this).
-    pub fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
-        match self.lock().as_mut() {
-            Some(core) => f(core),
-            None => Err(err::closed("archive is closed")),
-        }
-    }
-
-    pub fn key(&self) -> Result<[u8; 32]> {
-        self.with(|c| Ok(c.key()))
-    }
-
-    /// The first storage failure on this log since it was opened, if any: a write the disk refused, or a read
-    /// of stored data that failed its signed tree (damage), which no call may take for its outcome.
-    pub fn failure(&self) -> Option<libvms_errors::Error> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn note<T>(&self, r: Result<T>) -> Result<T> {
-        use libvms_errors::ErrorCode::{Io, StorageCorrupt, VerificationFailed};
-        if let Err(e) = &r {
-            if matches!(e.code, Io | VerificationFailed | StorageCorrupt) {
-                self.failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.clone());
-            }
-        }
-        r
-    }
-
-    /// Flush and release the core, for every clone. Idempotent.
-    pub fn close(&self) -> Result<()> {
-        let r = match self.lock().take() {
-            Some(core) => core.close(),
-            None => Ok(()),
-        };
-        self.store_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
-        r
-    }
-}
-
-impl BlockStore for LedgerStore {
+/// The archive's block log. A failed write (a full disk, an I/O error) marks the core failed: later writes are
+/// refused and `failure` tells the caller a write was lost even if the code that made it swallowed the error.
+impl BlockStore for SharedCore {
     fn len(&self) -> u64 {
-        self.lock().as_ref().map_or(0, Core::length)
+        if self.is_closed() { 0 } else { self.signed_length() }
     }
 
     fn byte_len(&self) -> u64 {
-        self.lock().as_ref().map_or(0, Core::byte_length)
+        if self.is_closed() { 0 } else { self.byte_length() }
     }
 
     fn get(&mut self, index: u64) -> Result<Vec<u8>> {
-        // A damaged block is the disk's failure, not the script's: noted, so the VM stops instead of logging it.
-        let r = self.with(|c| c.get(index));
-        self.note(r)
+        // A damaged block is the disk's failure, not the script's: the handle notes it (`failure`), so the VM stops
+        // instead of logging it.
+        self.with(|c| c.get(index))
     }
 
     fn append_batch(&mut self, blocks: &[&[u8]]) -> Result<u64> {
-        if self.read_only {
+        if !self.writable() {
             return Err(err::archive_not_writable("this archive was opened without its secret key"));
         }
-        let r = self.with(|c| c.append_batch(blocks));
-        self.note(r)
+        self.write(|c| c.append_batch(blocks))
     }
 
     fn truncate(&mut self, length: u64) -> Result<u64> {
-        if self.read_only {
+        if !self.writable() {
             return Err(err::archive_not_writable("this archive was opened without its secret key"));
         }
-        let r = self.with(|c| c.truncate(length));
-        self.note(r)
+        self.write(|c| c.truncate(length))
     }
 
     fn is_writable(&self) -> bool {
-        !self.read_only
+        self.writable()
     }
 
     fn has(&mut self, index: u64) -> bool {
-        self.lock().as_ref().is_some_and(|c| c.has(index))
+        self.with(|c| Ok(c.has(index))).unwrap_or(false)
     }
 }
 
@@ -141,7 +79,10 @@ pub fn create(root: &Path) -> Result<DiskDrive> {
     let (blobs_seed, blobs_key) = corestore::core_key_pair(&primary, &DEFAULT_NAMESPACE, &blobs_name);
     let meta = Core::create_with_keypair(Storage::Disk(core_path(root, &db_key)), KeyPair::from_seed(db_seed))?;
     let content = Core::create_with_keypair(Storage::Disk(core_path(root, &blobs_key)), KeyPair::from_seed(blobs_seed))?;
-    Drive::new(LedgerStore::new(meta).holding(store_lock), LedgerStore::new(content), Some(blobs_key))
+    let meta = share(meta);
+    // The metadata log holds the archive's `primary-key` lock (corestore@6 locks that file, not the oplogs).
+    meta.hold_until_close(store_lock);
+    Drive::new(meta, share(content), Some(blobs_key))
 }
 
 /// Reopen the archive in `root`; when `expected_key` is given, it must be the archive's key.
@@ -167,7 +108,8 @@ pub fn open(root: &Path, expected_key: Option<[u8; 32]>) -> Result<DiskDrive> {
             )));
         }
     }
-    let mut meta = LedgerStore::new(Core::open(&core_path(root, &db_key))?).holding(store_lock);
+    let mut meta = share(Core::open(&core_path(root, &db_key))?);
+    meta.hold_until_close(store_lock);
     if meta.is_empty() {
         return Err(err::corrupt("archive metadata log has no header block"));
     }
@@ -177,7 +119,7 @@ pub fn open(root: &Path, expected_key: Option<[u8; 32]>) -> Result<DiskDrive> {
     let content_key = header
         .content_key()?
         .ok_or_else(|| err::corrupt("archive header names no content log"))?;
-    let mut content = LedgerStore::new(Core::open(&core_path(root, &content_key))?);
+    let mut content = share(Core::open(&core_path(root, &content_key))?);
     // Cheap at open: the latest block of each core (the metadata's newest entry and tree, the last content block)
     // against the signed tree, so damage there is refused before a VM writes its restart. `verify` checks the rest.
     for (name, store) in [("metadata", &mut meta), ("content", &mut content)] {
@@ -227,7 +169,7 @@ mod tests {
             d.write_file("/dat.json", b"{}").unwrap();
             d.mkdir("/a").unwrap();
             d.write_file("/a/big.bin", &vec![7u8; 200_000]).unwrap();
-            let key = d.bee().store().key().unwrap();
+            let key = d.bee().store().key();
             d.bee().store().close().unwrap();
             d.content().close().unwrap();
             key
@@ -281,7 +223,7 @@ mod tests {
             d.mkdir("/c").unwrap();
             d.rmdir("/b", true).unwrap();
             assert_ne!(d.content_digest().unwrap(), digest);
-            let key = d.bee().store().key().unwrap();
+            let key = d.bee().store().key();
             if reopen_first {
                 close(d);
                 d = open(dir.path(), Some(key)).unwrap();

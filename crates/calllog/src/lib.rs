@@ -1,4 +1,4 @@
-//! The call log: a ledger core shared by many callers, with group commit.
+//! The call log: a ledger core shared by many callers (`libvms_ledger::SharedCore`), plus group commit.
 //!
 //! Appends from any thread are queued to one writer thread, which takes everything queued so far and commits it as
 //! one ledger batch (one sync per file). Reads take the core's lock briefly and never wait for a sync in progress
@@ -9,4 +9,4 @@ mod canonical;
 mod shared;
 
 pub use canonical::canonical_json;
-pub use shared::SharedCore;
+pub use shared::CallLog;

@@ -1,12 +1,11 @@
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::Deref;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use libvms_errors::{err, Result};
-use libvms_ledger::Core;
-use tokio::sync::{oneshot, watch};
+use libvms_ledger::{Core, SharedCore};
+use tokio::sync::oneshot;
 
 /// Upper bound of one group commit, so one batch never holds the lock for long.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
@@ -19,52 +18,32 @@ struct Job {
 }
 
 struct Inner {
-    /// `None` once closed.
-    core: Mutex<Option<Core>>,
-    queue: Mutex<Option<mpsc::Sender<Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    /// A mirror of the core's byte length, readable without waiting for a commit in progress (its length is
-    /// `durable.length`).
-    byte_length: AtomicU64,
-    writable: bool,
-    /// The committed length, and whether the log can still reach a longer one: what `length` reads and
-    /// `wait_durable` watches.
-    durable: watch::Sender<Durable>,
+    core: SharedCore,
+    /// The writer's queue and thread; `None` once closed (or for a log without its secret key).
+    writer: Mutex<Option<(mpsc::Sender<Job>, JoinHandle<()>)>>,
 }
 
-#[derive(Clone, Debug)]
-struct Durable {
-    length: u64,
-    /// Why no more blocks will be committed: a failed commit (then the log refuses appends: the indexes its
-    /// callers were promised no longer hold), or closed.
-    stopped: Option<libvms_errors::Error>,
-    /// The signed head at `length`: (fork, tree hash, signature). Receipts read it without the core's lock, which a
-    /// commit in progress holds through its syncs.
-    head: Option<(u64, [u8; 32], Vec<u8>)>,
-}
-
-/// A ledger core that many tasks append to and read from. Clone it freely; `close` ends it for all clones.
+/// A call log: a shared ledger core (`Deref`: reads, lengths, the signed head, the durability waits) plus the one
+/// writer thread that group-commits appends. Clone it freely; `close` ends it for all clones.
 #[derive(Clone)]
-pub struct SharedCore {
+pub struct CallLog {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock is already reported as an error to its caller; the data stays usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn writer(inner: &Inner) -> MutexGuard<'_, Option<(mpsc::Sender<Job>, JoinHandle<()>)>> {
+    // Nothing that can panic runs under this lock (it guards a channel end and a join handle).
+    inner.writer.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl SharedCore {
-    pub fn new(core: Core) -> SharedCore {
+impl CallLog {
+    pub fn new(core: Core) -> CallLog {
+        CallLog::from_shared(SharedCore::new(core, "call log"))
+    }
+
+    /// A call log over a core already shared (a fetched replica: no writer thread without the secret key).
+    pub fn from_shared(core: SharedCore) -> CallLog {
         let writable = core.writable();
-        let inner = Arc::new(Inner {
-            byte_length: AtomicU64::new(core.byte_length()),
-            durable: watch::Sender::new(Durable { length: core.length(), stopped: None, head: signed_head(&core) }),
-            core: Mutex::new(Some(core)),
-            queue: Mutex::new(None),
-            writer: Mutex::new(None),
-            writable,
-        });
+        let inner = Arc::new(Inner { core, writer: Mutex::new(None) });
         if writable {
             let (tx, rx) = mpsc::channel::<Job>();
             let for_thread = inner.clone();
@@ -72,18 +51,22 @@ impl SharedCore {
                 .name("libvms-log-writer".into())
                 .spawn(move || write_loop(&for_thread, rx))
                 .expect("spawn log writer thread");
-            *lock(&inner.queue) = Some(tx);
-            *lock(&inner.writer) = Some(handle);
+            *writer(&inner) = Some((tx, handle));
         }
-        SharedCore { inner }
+        CallLog { inner }
+    }
+
+    /// The shared core under this log.
+    pub fn core(&self) -> &SharedCore {
+        &self.inner.core
     }
 
     /// Queue blocks for the next group commit; resolves with the index of the first block once durable.
     pub fn append(&self, blocks: Vec<Vec<u8>>) -> impl std::future::Future<Output = Result<u64>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        let sent = match lock(&self.inner.queue).as_ref() {
+        let sent = match writer(&self.inner).as_ref() {
             None => Err(self.closed_or_readonly()),
-            Some(q) => q.send(Job { blocks, reply }).map_err(|_| err::closed("call log is closed")),
+            Some((q, _)) => q.send(Job { blocks, reply }).map_err(|_| err::closed("call log is closed")),
         };
         async move {
             sent?;
@@ -98,76 +81,37 @@ impl SharedCore {
     }
 
     fn closed_or_readonly(&self) -> libvms_errors::Error {
-        match lock(&self.inner.core).as_ref() {
-            None => err::closed("call log is closed"),
-            Some(_) => err::not_writable("this log was opened without its secret key"),
+        match self.inner.core.writable() {
+            true => err::closed("call log is closed"),
+            false => err::not_writable("this log was opened without its secret key"),
         }
     }
 
     /// Append on the calling thread, now: for a caller that knows nothing is queued for the writer (so order
     /// holds) and prefers one durable commit without thread hops to waiting for the writer.
     pub fn append_now(&self, blocks: &[&[u8]]) -> Result<u64> {
-        append_locked(&self.inner, blocks)
-    }
-
-    /// Run `f` on the core under its lock. Errors with `Closed` after `close`.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
-        let mut guard = lock(&self.inner.core);
-        let core = guard.as_mut().ok_or_else(|| err::closed("call log is closed"))?;
-        catch_unwind(AssertUnwindSafe(|| f(core)))
-            .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))))
-    }
-
-    /// Resolves once `length` blocks are committed (durable); fails if a commit failed or the log closed first.
-    pub fn wait_durable(&self, length: u64) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        let mut rx = self.inner.durable.subscribe();
-        async move {
-            let state = rx.wait_for(|d| d.length >= length || d.stopped.is_some()).await;
-            match state.as_deref() {
-                Ok(d) if d.length >= length => Ok(()),
-                Ok(Durable { stopped: Some(e), .. }) => Err(e.clone()),
-                _ => Err(err::closed("call log is closed")),
-            }
+        if !self.inner.core.writable() {
+            return Err(self.closed_or_readonly());
         }
-    }
-
-    /// The signed head as of the last commit: `(length, fork, tree hash, signature)` (never blocks).
-    pub fn signed_head(&self) -> Option<(u64, u64, [u8; 32], Vec<u8>)> {
-        let d = self.inner.durable.borrow();
-        d.head.as_ref().map(|(fork, tree, sig)| (d.length, *fork, *tree, sig.clone()))
-    }
-
-    /// Length as of the last commit (never blocks).
-    pub fn length(&self) -> u64 {
-        self.inner.durable.borrow().length
-    }
-
-    pub fn byte_length(&self) -> u64 {
-        self.inner.byte_length.load(Ordering::Acquire)
-    }
-
-    pub fn writable(&self) -> bool {
-        self.inner.writable
-    }
-
-    pub fn is_closed(&self) -> bool {
-        lock(&self.inner.core).is_none()
+        append_locked(&self.inner, blocks)
     }
 
     /// Stop accepting appends, wait for queued ones to commit, then flush and close the core. Idempotent.
     pub fn close(&self) -> Result<()> {
-        lock(&self.inner.queue).take(); // the writer drains what is queued, then sees the channel closed
-        if let Some(handle) = lock(&self.inner.writer).take() {
+        let taken = writer(&self.inner).take();
+        if let Some((queue, handle)) = taken {
+            drop(queue); // the writer drains what is queued, then sees the channel closed
             let _ = handle.join();
         }
-        let closed = match lock(&self.inner.core).take() {
-            Some(core) => core.close(),
-            None => Ok(()),
-        };
-        self.inner.durable.send_modify(|d| {
-            d.stopped.get_or_insert_with(|| err::closed("call log is closed"));
-        });
-        closed
+        self.inner.core.close()
+    }
+}
+
+impl Deref for CallLog {
+    type Target = SharedCore;
+
+    fn deref(&self) -> &SharedCore {
+        &self.inner.core
     }
 }
 
@@ -204,36 +148,13 @@ fn commit(inner: &Inner, jobs: Vec<Job>) {
     }
 }
 
-/// One ledger batch under the core's lock (a panic becomes an error); publishes the new counters. Returns the first
+/// One ledger batch under the core's lock; the handle publishes the new length and head. Returns the first
 /// block's index. After a failed batch the log takes no more: later appends and waits get that error.
 fn append_locked(inner: &Inner, blocks: &[&[u8]]) -> Result<u64> {
-    let mut guard = lock(&inner.core);
-    let core = guard.as_mut().ok_or_else(|| err::closed("call log is closed"))?;
-    if let Some(e) = inner.durable.borrow().stopped.clone() {
-        return Err(e);
-    }
-    let start = core.length();
-    let r = catch_unwind(AssertUnwindSafe(|| core.append_batch(blocks)))
-        .unwrap_or_else(|p| Err(err::internal(format!("panic in ledger: {}", panic_message(&p)))));
-    inner.byte_length.store(core.byte_length(), Ordering::Release);
-    let length = core.length();
-    let head = signed_head(core);
-    inner.durable.send_modify(|d| match &r {
-        Ok(_) => {
-            d.length = length;
-            d.head = head;
-        }
-        Err(e) => d.stopped = Some(e.clone()),
-    });
-    r.map(|_| start)
-}
-
-fn signed_head(core: &Core) -> Option<(u64, [u8; 32], Vec<u8>)> {
-    core.signature().map(|s| (core.fork(), core.tree_hash(), s))
-}
-
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into())
+    inner.core.write(|core| {
+        let start = core.length();
+        core.append_batch(blocks).map(|_| start)
+    })
 }
 
 #[cfg(test)]
@@ -241,8 +162,8 @@ mod tests {
     use super::*;
     use libvms_ledger::Storage;
 
-    fn create(dir: &std::path::Path) -> SharedCore {
-        SharedCore::new(Core::create(Storage::Disk(dir.to_path_buf())).unwrap())
+    fn create(dir: &std::path::Path) -> CallLog {
+        CallLog::new(Core::create(Storage::Disk(dir.to_path_buf())).unwrap())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,7 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut core = Core::create(Storage::Disk(dir.path().to_path_buf())).unwrap();
         core.set_flush_interval(libvms_ledger::LAZY_FLUSH_INTERVAL);
-        let log = SharedCore::new(core);
+        let log = CallLog::new(core);
         for i in 0..50u64 {
             let block = i.to_le_bytes().to_vec();
             let seq = if i % 2 == 0 { log.append_now(&[&block]).unwrap() } else { log.append(vec![block]).await.unwrap() };

@@ -13,11 +13,13 @@ pub mod flat;
 mod oplog;
 pub mod proof;
 mod range;
+mod shared;
 mod storage;
 mod tree;
 
 pub use crate::core::{Core, VerifiedProof, LAZY_FLUSH_INTERVAL};
 pub use crate::range::BlockRun;
+pub use crate::shared::SharedCore;
 pub use crate::crypto::{KeyPair, Manifest, Prologue, SignerInfo};
 pub use crate::proof::{
     DataBlock, DataHash, DataSeek, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestSeek, RequestUpgrade,
@@ -35,4 +37,6 @@ pub fn discovery_key(key: &[u8; 32]) -> [u8; 32] {
 fn _assert_send() {
     fn is_send<T: Send>() {}
     is_send::<Core>();
+    fn is_sync<T: Send + Sync>() {}
+    is_sync::<SharedCore>();
 }

@@ -2,11 +2,10 @@
 //! directory, from a host core in memory or a directory:
 //! `cargo run --release -p libvms-replicate --example fetch_bench -- [entries] [replica dir|-] [host dir]`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libvms_ledger::{Core, Storage};
-use libvms_replicate::{core_set, Fetch, FetchOptions, Host, OwnedCore, ReplCore};
+use libvms_ledger::{Core, SharedCore, Storage};
+use libvms_replicate::{core_set, Fetch, FetchOptions, Host, ReplCore};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -23,7 +22,7 @@ fn main() {
             let refs: Vec<&[u8]> = chunk.iter().map(|v| &v[..]).collect();
             core.append_batch(&refs).unwrap();
         }
-        let src = ReplCore::new(Arc::new(OwnedCore::new(core)), false).unwrap();
+        let src = ReplCore::new(SharedCore::new(core, "core"), false).unwrap();
         let host = Host::bind("127.0.0.1:0", core_set(vec![src.clone()])).await.unwrap();
         let storage = match &dir {
             Some(d) => Storage::Disk(d.into()),

@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use libvms_archive::bee::Header;
 use libvms_archive::corestore;
-use libvms_archive::disk::{DiskDrive, LedgerStore};
+use libvms_archive::disk::{self, DiskDrive};
 use libvms_archive::Drive;
 use libvms_errors::{err, Result};
-use libvms_ledger::{Core, Storage};
+use libvms_ledger::{Core, SharedCore, Storage};
 
 use tokio::sync::mpsc;
 
 use crate::{fetch_path, Fetch, FetchOptions, Link, ReplCore};
 
-fn replica_store(root: &Path, key: [u8; 32]) -> Result<LedgerStore> {
+fn replica_store(root: &Path, key: [u8; 32]) -> Result<SharedCore> {
     let dir = root.join(corestore::core_dir(&corestore::discovery_key(&key)));
-    Ok(LedgerStore::new(Core::open_replica(Storage::Disk(dir), key)?))
+    Ok(disk::share(Core::open_replica(Storage::Disk(dir), key)?))
 }
 
 /// Download (or resume) archive `key` into `root` from `peers` and open it read-only.
@@ -61,7 +61,7 @@ pub async fn fetch_archive_with(
     let mut content_store = None;
     let mut fetch = None;
     let done = async {
-        let meta_core = ReplCore::from_ledger_store(meta.clone())?;
+        let meta_core = ReplCore::from_shared(meta.clone())?;
         if sparse {
             fetch_path::want_header_only(&meta_core);
         }
@@ -75,7 +75,7 @@ pub async fn fetch_archive_with(
             .content_key()?
             .ok_or_else(|| err::corrupt("archive header names no content log"))?;
         let content = content_store.insert(replica_store(root, content_key)?).clone();
-        let content_core = ReplCore::from_ledger_store(content.clone())?;
+        let content_core = ReplCore::from_shared(content.clone())?;
         if sparse {
             fetch_path::want_nothing(&content_core);
         }

@@ -1,59 +1,13 @@
-//! A core as replication sees it: shared with its owner (the call log writer thread, an archive,
-//! or a fetch), reached through a lock for every read or write, plus what several sessions on
-//! different peers must agree on (which blocks are being requested, what peers claim to have).
+//! A core as replication sees it: the shared core of its owner (a call log, an archive, or a fetch; all
+//! reach it through `libvms_ledger::SharedCore`), plus what several sessions on different peers must agree on
+//! (which blocks are being requested, what peers claim to have).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use libvms_archive::disk::LedgerStore;
-use libvms_calllog::SharedCore;
-use libvms_errors::{err, Result};
-use libvms_ledger::{Core, Storage};
+use libvms_errors::Result;
+use libvms_ledger::{Core, SharedCore, Storage};
 use tokio::sync::watch;
-
-/// Locked access to a ledger core owned elsewhere.
-pub trait CoreAccess: Send + Sync + 'static {
-    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()>;
-}
-
-impl CoreAccess for SharedCore {
-    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()> {
-        self.with(|c| f(c))
-    }
-}
-
-impl CoreAccess for LedgerStore {
-    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()> {
-        self.with(|c| f(c))
-    }
-}
-
-/// A core owned by replication itself (a fetched replica).
-pub struct OwnedCore(Mutex<Option<Core>>);
-
-impl OwnedCore {
-    pub fn new(core: Core) -> OwnedCore {
-        OwnedCore(Mutex::new(Some(core)))
-    }
-
-    /// Flush and release the core (later access fails with CLOSED).
-    pub fn close(&self) -> Result<()> {
-        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(c) => c.close(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl CoreAccess for OwnedCore {
-    fn with_core(&self, f: &mut dyn FnMut(&mut Core) -> Result<()>) -> Result<()> {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match g.as_mut() {
-            Some(c) => f(c),
-            None => Err(err::closed("core is closed")),
-        }
-    }
-}
 
 /// Snapshot of a core's state for progress reporting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,7 +23,7 @@ pub struct Progress {
 struct Inner {
     key: [u8; 32],
     discovery_key: [u8; 32],
-    access: Arc<dyn CoreAccess>,
+    core: SharedCore,
     /// Blocks some session has asked a peer for; others leave them alone.
     claimed: Mutex<HashSet<u64>>,
     progress: watch::Sender<Progress>,
@@ -90,21 +44,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ReplCore {
     /// Wrap a shared core; `download` decides whether sessions fetch missing blocks into it.
-    pub fn new(access: Arc<dyn CoreAccess>, download: bool) -> Result<ReplCore> {
-        let mut key = [0u8; 32];
-        let mut p = Progress::default();
-        access.with_core(&mut |c| {
-            key = c.key();
-            p.length = c.length();
-            p.contiguous = c.contiguous_length();
-            Ok(())
-        })?;
+    pub fn new(core: SharedCore, download: bool) -> Result<ReplCore> {
+        let p = core.with(|c| Ok(Progress { length: c.length(), contiguous: c.contiguous_length(), ..Progress::default() }))?;
         let (progress, _) = watch::channel(p);
         Ok(ReplCore {
             inner: Arc::new(Inner {
-                key,
-                discovery_key: libvms_ledger::discovery_key(&key),
-                access,
+                key: core.key(),
+                discovery_key: core.discovery_key(),
+                core,
                 claimed: Mutex::new(HashSet::new()),
                 progress,
                 want: Mutex::new(None),
@@ -113,21 +60,16 @@ impl ReplCore {
         })
     }
 
-    /// Serve a call log's core (never downloads into it if it is the writer).
+    /// Serve a shared core; sessions download into it only when it was opened without its secret key.
     pub fn from_shared(core: SharedCore) -> Result<ReplCore> {
         let download = !core.writable();
-        ReplCore::new(Arc::new(core), download)
-    }
-
-    pub fn from_ledger_store(store: LedgerStore) -> Result<ReplCore> {
-        let download = !libvms_archive::BlockStore::is_writable(&store);
-        ReplCore::new(Arc::new(store), download)
+        ReplCore::new(core, download)
     }
 
     /// A replica of `key` in `storage` (created or resumed), downloading.
-    pub fn replica(storage: Storage, key: [u8; 32]) -> Result<(ReplCore, Arc<OwnedCore>)> {
-        let owned = Arc::new(OwnedCore::new(Core::open_replica(storage, key)?));
-        Ok((ReplCore::new(owned.clone(), true)?, owned))
+    pub fn replica(storage: Storage, key: [u8; 32]) -> Result<(ReplCore, SharedCore)> {
+        let core = SharedCore::new(Core::open_replica(storage, key)?, "core");
+        Ok((ReplCore::new(core.clone(), true)?, core))
     }
 
     pub fn key(&self) -> [u8; 32] {
@@ -144,14 +86,12 @@ impl ReplCore {
 
     /// Run `f` on the core under its lock.
     pub fn with<R>(&self, f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
-        let mut f = Some(f);
-        let mut out = None;
-        self.inner.access.with_core(&mut |c| {
-            let f = f.take().ok_or_else(|| err::internal("core callback ran twice"))?;
-            out = Some(f(c)?);
-            Ok(())
-        })?;
-        out.ok_or_else(|| err::internal("core callback did not run"))
+        self.inner.core.with(f)
+    }
+
+    /// The shared core itself.
+    pub fn core(&self) -> &SharedCore {
+        &self.inner.core
     }
 
     /// Limit the download to blocks `[start, end)`; `None` downloads everything.

@@ -219,10 +219,10 @@ mod tests {
         for i in 0..40 {
             src.write_file(&format!("/d{}/f{i}.bin", i % 4), &vec![i as u8; 3 * 65536 + 7]).unwrap();
         }
-        let key = src.bee().store().key().unwrap();
+        let key = src.bee().store().key();
         let host = crate::Host::bind("127.0.0.1:0", crate::core_set(Vec::new())).await.unwrap();
-        host.add(ReplCore::from_ledger_store(src.bee().store().clone()).unwrap());
-        host.add(ReplCore::from_ledger_store(src.content().clone()).unwrap());
+        host.add(ReplCore::from_shared(src.bee().store().clone()).unwrap());
+        host.add(ReplCore::from_shared(src.content().clone()).unwrap());
         let peers = vec![host.local_addr().to_string()];
 
         let dir = tempfile::tempdir().unwrap();

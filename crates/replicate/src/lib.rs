@@ -16,7 +16,7 @@ pub mod core_handle;
 pub mod session;
 pub mod link;
 
-pub use core_handle::{CoreAccess, OwnedCore, Progress, ReplCore};
+pub use core_handle::{Progress, ReplCore};
 pub use link::{Link, LinkHandle};
 pub use session::{core_set, is_peer_fault, CoreSet, SessionOptions, Tamper};
 pub mod fetch;
@@ -28,3 +28,5 @@ pub mod archive;
 pub use archive::{fetch_archive, fetch_archive_from, fetch_archive_live, fetch_archive_with};
 pub mod fetch_path;
 pub use fetch_path::{Need, SharedDrive, SparseArchive};
+pub mod log;
+pub use log::fetch_log_from;

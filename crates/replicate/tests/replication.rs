@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libvms_errors::ErrorCode;
-use libvms_ledger::{Core, Storage};
-use libvms_replicate::{core_set, Fetch, FetchOptions, Host, OwnedCore, ReplCore};
+use libvms_ledger::{Core, SharedCore, Storage};
+use libvms_replicate::{core_set, Fetch, FetchOptions, Host, ReplCore};
 
 fn writer(blocks: usize, tag: &str) -> ReplCore {
     let mut core = Core::create(Storage::Memory).unwrap();
@@ -14,7 +14,7 @@ fn writer(blocks: usize, tag: &str) -> ReplCore {
         let refs: Vec<&[u8]> = chunk.iter().map(|v| &v[..]).collect();
         core.append_batch(&refs).unwrap();
     }
-    ReplCore::new(Arc::new(OwnedCore::new(core)), false).unwrap()
+    ReplCore::new(SharedCore::new(core, "core"), false).unwrap()
 }
 
 fn append(c: &ReplCore, v: &[u8]) {
@@ -191,9 +191,9 @@ async fn a_live_archive_fetch_follows_files_written_later() {
     let tmp = tempfile::tempdir().unwrap();
     let mut src = disk::create(&tmp.path().join("src")).unwrap();
     src.write_file("/a.txt", b"first").unwrap();
-    let key = src.bee().store().key().unwrap();
-    let meta = ReplCore::from_ledger_store(src.bee().store().clone()).unwrap();
-    let content = ReplCore::from_ledger_store(src.content().clone()).unwrap();
+    let key = src.bee().store().key();
+    let meta = ReplCore::from_shared(src.bee().store().clone()).unwrap();
+    let content = ReplCore::from_shared(src.content().clone()).unwrap();
     let h = host(vec![meta, content]).await;
     let (mut copy, f) = fetch_archive_live(&tmp.path().join("copy"), key, &[h.local_addr().to_string()], Duration::from_secs(10)).await.unwrap();
     assert_eq!(copy.read_file("/a.txt").unwrap(), b"first");

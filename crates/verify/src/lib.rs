@@ -7,9 +7,9 @@
 //! Archives are compared by their content diff (`libvms_archive::digest`), next to this in the binding.
 #![forbid(unsafe_code)]
 
-use libvms_calllog::{canonical_json, SharedCore};
+use libvms_calllog::canonical_json;
 use libvms_errors::{err, Error, Result};
-use libvms_ledger::BlockRun;
+use libvms_ledger::{BlockRun, SharedCore};
 use serde_json::Value;
 
 /// Entries read from each log per step.
@@ -25,8 +25,7 @@ pub trait EntrySource: Sync {
 
 impl EntrySource for SharedCore {
     fn len(&self) -> u64 {
-        // The core's own length: a fetched replica grows through replication, not through this writer's counters.
-        self.with(|c| Ok(c.length())).unwrap_or(0)
+        self.length()
     }
     fn read(&self, start: u64, end: u64) -> Result<BlockRun> {
         self.with(|c| c.read_run(start, end))
@@ -122,9 +121,10 @@ mod tests {
     use libvms_ledger::{Core, Storage};
 
     fn log(entries: &[&str]) -> SharedCore {
-        let log = SharedCore::new(Core::create(Storage::Memory).unwrap());
-        if !entries.is_empty() {
-            log.append_blocking(entries.iter().map(|e| e.as_bytes().to_vec()).collect()).unwrap();
+        let log = SharedCore::new(Core::create(Storage::Memory).unwrap(), "call log");
+        let blocks: Vec<&[u8]> = entries.iter().map(|e| e.as_bytes()).collect();
+        if !blocks.is_empty() {
+            log.write(|c| c.append_batch(&blocks)).unwrap();
         }
         log
     }

@@ -44,6 +44,11 @@ impl Core {
         self.signature.clone()
     }
 
+    /// A write failed after memory was updated: the core refuses further writes until reopened.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
     /// Number of blocks held from 0 without a gap.
     pub fn contiguous_length(&self) -> u64 {
         self.header.hints.contiguous_length.min(self.length)
