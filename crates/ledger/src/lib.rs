@@ -14,6 +14,7 @@ mod oplog;
 pub mod proof;
 mod range;
 mod storage;
+mod syncer;
 mod tree;
 
 pub use crate::core::{Core, VerifiedProof, LAZY_FLUSH_INTERVAL};
