@@ -111,6 +111,7 @@ impl Core {
             self.update_contig(b);
         }
         self.sync_header_tree();
+        self.record_head();
 
         if flush {
             if let Err(e) = self.flush_now() {

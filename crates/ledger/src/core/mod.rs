@@ -26,6 +26,7 @@ mod append;
 mod apply;
 mod consistency;
 mod flush;
+mod heads;
 mod open;
 mod proofs;
 mod read;
@@ -77,6 +78,9 @@ pub struct Core {
     touched: bool,
     /// Open dropped a last batch whose oplog entry was durable but whose data was not (core/torn_tail.rs).
     torn_batch_dropped: bool,
+    /// Signed heads of recent lengths (core/heads.rs), at most `heads_kept`.
+    heads: std::collections::VecDeque<(u64, Vec<u8>)>,
+    heads_kept: usize,
 }
 
 struct Files {

@@ -113,6 +113,8 @@ impl Core {
             failed: false,
             touched: true,
             torn_batch_dropped: false,
+            heads: Default::default(),
+            heads_kept: 0,
         })
     }
 
@@ -202,6 +204,8 @@ impl Core {
             failed: false,
             touched: false,
             torn_batch_dropped: false,
+            heads: Default::default(),
+            heads_kept: 0,
         };
         if core.length >= proof::MAX_BLOCKS {
             return Err(err::corrupt("header length out of range"));
@@ -240,7 +244,7 @@ impl Core {
         Ok(Some(core))
     }
 
-    fn read_roots(&self, length: u64) -> Result<Vec<Node>> {
+    pub(super) fn read_roots(&self, length: u64) -> Result<Vec<Node>> {
         flat::full_roots(2 * length).into_iter().map(|i| self.tree.get_required(i)).collect()
     }
 
