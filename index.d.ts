@@ -552,8 +552,12 @@ export class ReplicationHost {
   readonly address: string | null
   /** Whether this host announces what it serves on a Hyperswarm DHT. */
   readonly swarm: boolean
-  /** Serve an open CallLog, or both logs of a DatArchive; with a swarm, resolves once their discovery keys are announced. */
-  add (source: CallLog | DatArchive): Promise<ReplicationHost>
+  /**
+   * Serve an open CallLog, or both logs of a DatArchive; with a swarm, resolves once their discovery keys are announced.
+   * `log`: the call log of the VM that writes this archive; peers then see the archive only up to the version its
+   * durable entries account for (an RPCServer serves its VMs' archives this way).
+   */
+  add (source: CallLog | DatArchive, opts?: { log?: CallLog }): Promise<ReplicationHost>
   /** Resolves once everything added so far is announced (at once without a swarm). */
   announced (): Promise<void>
   /** Stop listening and end every session. */

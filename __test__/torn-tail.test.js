@@ -1,9 +1,10 @@
 'use strict'
 // Torn tails: a VM directory as a crash at any byte of its last call's writes leaves it. A call writes, in order,
-// the archive's content log (data, then the oplog entry that makes it visible), its metadata log (same), then the
-// call log (same), each durable before the next starts. Cutting one file at a random offset inside what the last
-// call added, with every file written before it whole and every file after it as it was before the call, is such
-// a crash. Each one reopens, rolls the archive back to what the log accounts for, and verifies.
+// the archive's content log (data and the oplog entry that makes it visible, synced together), its metadata log
+// (same), then the call log (same), each durable before the next starts. Cutting one file at a random offset inside
+// what the last call added, with every file written before it whole and every file after it as it was before the
+// call, is such a crash; so is a log's data cut while its oplog entry is whole (the two syncs race). Each one
+// reopens, drops the torn batch, rolls the archive back to what the log accounts for, and verifies.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -49,13 +50,16 @@ test('a file of a VM directory cut anywhere inside the last call\'s writes reope
   const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
   let rolledBack = 0
   for (let k = 0; k < order.length; k++) {
-    for (let j = 0; j < OFFSETS; j++) {
+    // A data file is cut either with its oplog entry not yet written, or (the two syncs race) with it whole.
+    const entryWhole = order[k].endsWith('data') ? [false, true] : [false]
+    for (let j = 0; j < OFFSETS * entryWhole.length; j++) {
+      const withEntry = entryWhole[j % entryWhole.length]
       const cut = before[order[k]] + Math.floor(rand() * (after[order[k]] - before[order[k]]))
       const copy = path.join(root, `cut-${k}-${j}`)
       fs.cpSync(full, copy, { recursive: true })
-      for (let m = k + 1; m < order.length; m++) fs.truncateSync(path.join(copy, order[m]), before[order[m]])
+      for (let m = k + (withEntry ? 2 : 1); m < order.length; m++) fs.truncateSync(path.join(copy, order[m]), before[order[m]])
       fs.truncateSync(path.join(copy, order[k]), cut)
-      const what = `${order[k]} cut at ${cut} (last call: ${before[order[k]]}..${after[order[k]]})`
+      const what = `${order[k]} cut at ${cut}${withEntry ? ', its oplog entry whole' : ''} (last call: ${before[order[k]]}..${after[order[k]]})`
 
       const reopened = await new VM(CODE).deploy({ dir: copy })
       try {

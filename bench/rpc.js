@@ -53,6 +53,20 @@ async function echoServer () {
   return wss
 }
 
+/** A bare 128-byte write + fdatasync, ms each. */
+function fsyncFloorMs (root) {
+  const fd = fs.openSync(path.join(root, 'floor'), 'w')
+  const buf = Buffer.alloc(128, 1)
+  const N = 1000
+  const t = process.hrtime.bigint()
+  for (let i = 0; i < N; i++) {
+    fs.writeSync(fd, buf, 0, buf.length, i * 128)
+    fs.fdatasyncSync(fd)
+  }
+  fs.closeSync(fd)
+  return Number(process.hrtime.bigint() - t) / 1e6 / N
+}
+
 async function main () {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'libvms-bench-rpc-'))
   const rows = []
@@ -112,6 +126,18 @@ async function main () {
     await load([bare], 200)
     const floor = await load([bare], 10000)
     rows.push(['floor: RPCClient <-> bare `ws` echo server, sequential', `${fmt(floor)}/s (${fmt(1000 / floor, 3)} ms each)`])
+    // Issue 13's ratios, against floors from this same run: a round trip vs (echo + one 128-byte write + fdatasync),
+    // 32 clients vs the same 32-client echo.
+    const fsyncMs = fsyncFloorMs(root)
+    const seqMs = 1000 / seq
+    rows.push(['floor: 128-byte write + fdatasync', `${fmt(fsyncMs, 3)} ms`])
+    rows.push(['round trip, 1 client / (echo + fsync)', `${fmt(seqMs / (1000 / floor + fsyncMs), 2)}x (target <= 1.5x)`])
+    const bares = []
+    for (let i = 0; i < 32; i++) bares.push(await connect(`ws://127.0.0.1:${wss.address().port}/`))
+    const echo32 = await load(bares, 40000)
+    for (const c of bares) await c.close()
+    rows.push(['floor: 32 clients <-> bare `ws` echo', `${fmt(echo32)} calls/s`])
+    rows.push(['32 clients on 1 VM / 32-client echo', `${fmt(unsigned / echo32, 2)}x (target >= 0.5x)`])
     await bare.close()
     await new Promise((resolve) => wss.close(resolve))
 

@@ -58,16 +58,19 @@ class ReplicationHost {
   /** Whether this host announces on a Hyperswarm DHT. */
   get swarm () { return this._announces }
 
-  /** Serve an open CallLog or DatArchive (both of its logs); with a swarm, resolves once they are announced. */
-  add (source) {
-    const p = this._add(source)
+  /**
+   * Serve an open CallLog or DatArchive (both of its logs); with a swarm, resolves once they are announced. `log`: the
+   * call log of the VM writing the archive, which then is served only as far as the log's durable entries account for.
+   */
+  add (source, { log } = {}) {
+    const p = this._add(source, log)
     this._announcing.add(p)
     const done = () => this._announcing.delete(p)
     p.then(done, done)
     return p
   }
 
-  async _add (source) {
+  async _add (source, log) {
     await this._starting
     if (this._closing) throw new ClosedError('replication host is closed')
     let dks
@@ -75,7 +78,8 @@ class ReplicationHost {
       dks = wrapNative(() => this._host.addLog(source._live()))
     } else if (source && typeof source._open === 'function') {
       const drive = await source._open()
-      dks = wrapNative(() => this._host.addDrive(drive))
+      if (log !== undefined && !(log && typeof log._live === 'function')) throw new BadArgumentError('add(archive, {log}) takes a CallLog')
+      dks = wrapNative(() => this._host.addDrive(drive, log ? log._live() : undefined))
     } else {
       throw new BadArgumentError('add() takes a CallLog or a DatArchive')
     }

@@ -55,7 +55,8 @@ class RPCServer {
     if (host) {
       info.replicationPort = host.port
       // Both are open (the VM is deployed), so adding them does not wait on anything.
-      for (const source of [vm.callLog, vm.filesArchive]) host.add(source).catch((e) => debug(`not replicating ${path}: ${e.message}`))
+      // The archive only as far as the durable log accounts for: a follower never sees a write a crash rolls back.
+      for (const [source, opts] of [[vm.callLog], [vm.filesArchive, { log: vm.callLog }]]) host.add(source, opts).catch((e) => debug(`not replicating ${path}: ${e.message}`))
     }
     const reply = (ticket, outcomes, durableAt, indexes) => this._native.reply(ticket, outcomes, durableAt, indexes)
     // A VM's replies wait in Rust for their log entries to be durable; anything else replies when it is done.

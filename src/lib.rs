@@ -7,4 +7,5 @@ mod errors;
 mod fault;
 mod replicate;
 mod rpc;
+mod served;
 mod verify;

@@ -62,14 +62,22 @@ impl NativeHost {
         })
     }
 
-    /// Serve both logs of an archive (metadata and content). Returns their discovery keys.
+    /// Serve both logs of an archive (metadata and content). Returns their discovery keys. With `log` (the call
+    /// log of the VM that writes the archive), peers see the archive only up to what the log's durable entries
+    /// account for (src/served.rs).
     #[napi(catch_unwind)]
-    pub fn add_drive(&self, drive: &NativeDrive) -> napi::Result<Vec<Buffer>> {
+    pub fn add_drive(&self, drive: &NativeDrive, log: Option<&NativeLog>) -> napi::Result<Vec<Buffer>> {
         guard(|| {
-            let mut g = drive.drive.lock().unwrap_or_else(|p| p.into_inner());
-            let d = g.as_mut().ok_or_else(|| err::closed("archive is closed"))?;
+            let cores = {
+                let mut g = drive.drive.lock().unwrap_or_else(|p| p.into_inner());
+                let d = g.as_mut().ok_or_else(|| err::closed("archive is closed"))?;
+                [ReplCore::from_shared(d.bee().store().clone())?, ReplCore::from_shared(d.content().clone())?]
+            };
+            if let Some(log) = log {
+                crate::served::limit_by_log(drive.drive.clone(), log.core.clone(), cores[0].clone(), cores[1].clone())?;
+            }
             let mut dks = Vec::new();
-            for core in [ReplCore::from_shared(d.bee().store().clone())?, ReplCore::from_shared(d.content().clone())?] {
+            for core in cores {
                 dks.push(Buffer::from(core.discovery_key().to_vec()));
                 self.host.add(core);
             }

@@ -15,6 +15,7 @@ pub mod proof;
 mod range;
 mod shared;
 mod storage;
+mod syncer;
 mod tree;
 
 pub use crate::core::{Core, VerifiedProof, LAZY_FLUSH_INTERVAL};

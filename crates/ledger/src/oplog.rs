@@ -347,6 +347,8 @@ pub struct Opened {
     /// None: the store is empty (no valid header and the file is shorter than 8192 bytes).
     pub header: Option<SlotHeader>,
     pub entries: Vec<Entry>,
+    /// Each entry's frame size in bytes, in order (the last can be dropped after the fact: core/torn_tail.rs).
+    pub frame_sizes: Vec<u64>,
     /// Byte size the file should have after dropping torn or stale trailing frames.
     pub good_size: u64,
     pub file_size: u64,
@@ -401,7 +403,7 @@ impl Oplog {
                 if file_size >= ENTRY_OFFSET {
                     return Err(err::corrupt("both oplog header slots are damaged"));
                 }
-                return Ok(Opened { header: None, entries: vec![], good_size: file_size, file_size });
+                return Ok(Opened { header: None, entries: vec![], frame_sizes: vec![], good_size: file_size, file_size });
             }
             (Some((b0, h)), None) => {
                 self.bits = [b0, b0];
@@ -462,13 +464,15 @@ impl Oplog {
             frames.pop();
         }
         let mut entries = Vec::with_capacity(frames.len());
+        let mut frame_sizes = Vec::with_capacity(frames.len());
         for (_, e, total) in frames {
             self.entries_bytes += total as u64;
             self.entries_count += 1;
             entries.push(e);
+            frame_sizes.push(total as u64);
         }
         let good_size = ENTRY_OFFSET + self.entries_bytes;
-        Ok(Opened { header: Some(header), entries, good_size, file_size })
+        Ok(Opened { header: Some(header), entries, frame_sizes, good_size, file_size })
     }
 
     /// Write a header into the other slot (making it current), sync, then drop all entries.
@@ -488,6 +492,12 @@ impl Oplog {
         self.entries_bytes = 0;
         self.entries_count = 0;
         Ok(())
+    }
+
+    /// Forget the last entry read at open (its frame is cut off by the open's final truncation).
+    pub fn forget_last_entry(&mut self, frame_size: u64) {
+        self.entries_bytes -= frame_size;
+        self.entries_count -= 1;
     }
 
     /// Size an entry frame will take.
@@ -524,6 +534,19 @@ impl Oplog {
         let f = frame(body, self.current_bit(), false);
         self.file.write_at(ENTRY_OFFSET + self.entries_bytes, &f)?;
         self.file.sync()?;
+        self.entries_bytes += f.len() as u64;
+        self.entries_count += 1;
+        Ok(())
+    }
+
+    /// Write one entry frame, not yet durable: the caller syncs the file (with the data it accounts for).
+    /// Counted only once written; a sync that then fails must poison the core (the frame may be on disk).
+    pub fn write_entry(&mut self, body: &[u8]) -> Result<()> {
+        if body.len() >= (1 << 30) {
+            return Err(err::bad_argument("oplog entry too large"));
+        }
+        let f = frame(body, self.current_bit(), false);
+        self.file.write_at(ENTRY_OFFSET + self.entries_bytes, &f)?;
         self.entries_bytes += f.len() as u64;
         self.entries_count += 1;
         Ok(())

@@ -210,6 +210,21 @@ impl StoreFile {
         }
     }
 
+    /// `fdatasync` this file and `other` at once (see syncer.rs): both are durable when this returns.
+    pub fn sync_with(&self, other: &StoreFile) -> Result<()> {
+        self.settle()?;
+        other.settle()?;
+        match (&self.backend, &other.backend) {
+            (Backend::Disk { file: Some(a), .. }, Backend::Disk { file: Some(b), .. }) => {
+                crate::syncer::sync_data_pair(a, b).map_err(|e| io_err(&format!("{} and {}", self.name, other.name), e))
+            }
+            _ => {
+                self.sync()?;
+                other.sync()
+            }
+        }
+    }
+
     /// Make sure the file exists on disk (an empty core still has its four files, as in JS).
     pub fn create(&mut self) -> Result<()> {
         self.settle()?;

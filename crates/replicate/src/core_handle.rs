@@ -3,6 +3,7 @@
 //! (which blocks are being requested, what peers claim to have).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use libvms_errors::Result;
@@ -30,6 +31,8 @@ struct Inner {
     /// Range to download (None: everything), end exclusive.
     want: Mutex<Option<(u64, u64)>>,
     download: bool,
+    /// Served no further than this length (u64::MAX: no limit); see `limit_served`.
+    served_limit: AtomicU64,
 }
 
 /// A core shared by replication sessions. Cheap to clone.
@@ -56,6 +59,7 @@ impl ReplCore {
                 progress,
                 want: Mutex::new(None),
                 download,
+                served_limit: AtomicU64::new(u64::MAX),
             }),
         })
     }
@@ -92,6 +96,26 @@ impl ReplCore {
     /// The shared core itself.
     pub fn core(&self) -> &SharedCore {
         &self.inner.core
+    }
+
+    /// Serve peers this core only up to `length` (a VM's archive, up to what its durable call log accounts for:
+    /// a write a crash could roll back is never seen). The core must keep signed heads (`Core::keep_signed_heads`)
+    /// for the lengths it is limited to; while it has none for the limit, nothing new is announced or upgraded.
+    pub fn limit_served(&self, length: u64) {
+        self.inner.served_limit.store(length, Ordering::Release);
+    }
+
+    /// The length peers may see now: the core's, or the limit when that is shorter and has a signed head
+    /// (None: the limit has none, so nothing past what was announced before may be served).
+    pub(crate) fn served_length(&self, c: &Core) -> Option<u64> {
+        let limit = self.inner.served_limit.load(Ordering::Acquire);
+        if limit >= c.length() {
+            Some(c.length())
+        } else if c.can_serve_at(limit) {
+            Some(limit)
+        } else {
+            None
+        }
     }
 
     /// Limit the download to blocks `[start, end)`; `None` downloads everything.

@@ -377,8 +377,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if !ch.open() {
             return Ok(());
         }
-        let (fork, length, contig, has_manifest) =
-            ch.core.with(|c| Ok((c.fork(), c.length(), c.contiguous_length(), !c.compat() && c.manifest().is_some())))?;
+        let core = ch.core.clone();
+        let (fork, served, contig, has_manifest) = ch
+            .core
+            .with(|c| Ok((c.fork(), core.served_length(c), c.contiguous_length(), !c.compat() && c.manifest().is_some())))?;
+        // A limited core (core_handle.rs `limit_served`) announces no more than it may serve.
+        let length = served.or(ch.sent_length).unwrap_or(0);
+        let contig = contig.min(length);
         let local_id = ch.local_id;
         let mut sync = None;
         if force || ch.sent_length != Some(length) {
@@ -404,7 +409,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     fn on_message(&mut self, idx: usize, m: Message, cancelled: &HashSet<(usize, u64)>) -> Result<()> {
         match m {
             Message::Sync(s) => {
-                let (fork, length) = self.channels[idx].core.with(|c| Ok((c.fork(), c.length())))?;
+                let core = self.channels[idx].core.clone();
+                let sent = self.channels[idx].sent_length;
+                let (fork, length) = core.with(|c| Ok((c.fork(), core.served_length(c).or(sent).unwrap_or(0))))?;
                 let ch = &mut self.channels[idx];
                 if same_fork(fork, length, s.fork) {
                     ch.core.saw_remote_length(s.length);
@@ -462,8 +469,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     fn on_want(&mut self, idx: usize, start: u64, length: u64) -> Result<()> {
         let ch = &self.channels[idx];
+        let (core, sent) = (ch.core.clone(), ch.sent_length.unwrap_or(0));
         let runs = ch.core.with(|c| {
-            let end = start.saturating_add(length).min(c.length());
+            let end = start.saturating_add(length).min(core.served_length(c).unwrap_or(sent));
             let mut runs = Vec::new();
             let mut i = start;
             while i < end {
@@ -488,9 +496,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     fn on_request(&mut self, idx: usize, r: Request) -> Result<()> {
         let ch = &self.channels[idx];
+        let (core, sent) = (ch.core.clone(), ch.sent_length.unwrap_or(0));
         let proof = ch.core.with(|c| {
             let manifest = if r.manifest { c.manifest().cloned() } else { None };
-            Ok(c.proof(&r.req).ok().map(|p| (p, manifest)))
+            // No further than may be served: for a limited core, never a write its VM's log does not account for yet.
+            let at = core.served_length(c).unwrap_or(sent);
+            Ok(c.proof_at(&r.req, at).ok().map(|p| (p, manifest)))
         })?;
         let m = match proof {
             Some((proof, manifest)) => {

@@ -46,6 +46,12 @@ pub struct RolledBack {
 }
 
 impl<M: BlockStore, C: BlockStore> Drive<M, C> {
+    /// The content log's length when the metadata log had `version` blocks, if a write since open left a mark
+    /// there (what a host may serve of the content log when the metadata log is served to `version`).
+    pub fn content_len_at(&self, version: u64) -> Option<u64> {
+        self.marks.content_len_at(version)
+    }
+
     /// Record where both logs stand (after a write, and at open).
     pub(crate) fn mark(&mut self) {
         let (m, c) = (self.bee.store().len(), self.content.len());

@@ -121,6 +121,12 @@ impl Core {
         self.tree.get(index)
     }
 
+    /// Open dropped the last batch: its oplog entry was durable but its data was not (a crash inside an
+    /// append that was never acknowledged; core/torn_tail.rs).
+    pub fn torn_batch_dropped(&self) -> bool {
+        self.torn_batch_dropped
+    }
+
     pub(super) fn check_usable(&self) -> Result<()> {
         if self.failed {
             return Err(err::io("an earlier write failed; reopen the core"));

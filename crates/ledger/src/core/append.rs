@@ -71,20 +71,24 @@ impl Core {
             bitfield: Some(BitfieldUpdate { drop: false, start: old_len, length: n }),
         };
 
-        // 1. Data first, durable.
+        // 1. The data and the entry that makes it visible are written, then synced together (one round of
+        // fdatasync for both). A crash in between can leave the entry durable without its data: open drops
+        // such a last batch, which was never acknowledged (core/torn_tail.rs). The entry comes before any
+        // header flush: the tree and bitfield written by the flush must never run ahead of what the oplog
+        // accounts for (a crash before the header write would otherwise leave them past the length).
         let mut buf = Vec::with_capacity(total as usize);
         for b in blocks {
             buf.extend_from_slice(b);
         }
         self.data.write_at(self.byte_length, &buf)?;
-        self.data.sync()?;
-
-        // 2. The entry that makes it visible, even when this batch flushes the header: the tree and
-        // bitfield written by the flush must never run ahead of what the oplog accounts for (a crash
-        // before the header write would otherwise leave them past the length, which open refuses).
         let body = entry.encode();
         let flush = self.should_flush(Oplog::frame_size(&body));
-        self.oplog.append(&body)?;
+        self.oplog.write_entry(&body)?;
+        if let Err(e) = self.data.sync_with(&self.oplog.file) {
+            // The entry may be on disk: nothing more may be appended behind it until a reopen decides.
+            self.failed = true;
+            return Err(e);
+        }
 
         // 3. Memory.
         let Entry { tree_nodes, bitfield, .. } = entry;
@@ -107,6 +111,7 @@ impl Core {
             self.update_contig(b);
         }
         self.sync_header_tree();
+        self.record_head();
 
         if flush {
             if let Err(e) = self.flush_now() {

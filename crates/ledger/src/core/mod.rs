@@ -1,9 +1,10 @@
 //! A hypercore 10 core: open/create, batched appends with JS's flush schedule, verified reads,
 //! full verification, and proofs for replication.
 //!
-//! Durability: an append writes and syncs `data` first, then appends one oplog entry and syncs
-//! it; the entry carries the new tree nodes, the signed head and the bitfield range, so nothing is
-//! visible before the data it refers to is durable. A flush (first mutation after open, then every
+//! Durability: an append writes `data` and one oplog entry, then syncs both at once; the entry
+//! carries the new tree nodes, the signed head and the bitfield range. A crash can leave that last,
+//! unacknowledged entry without its data; open drops it (core/torn_tail.rs), so nothing is visible
+//! whose data is not durable. A flush (first mutation after open, then every
 //! 4th, when entries reach 64 KiB, and on close) writes dirty bitfield pages and tree nodes, syncs
 //! them, and only then writes the header into the other slot. A batch that flushes appends its
 //! oplog entry first, as JS does, so the tree and bitfield never run ahead of the oplog (open
@@ -25,9 +26,11 @@ mod append;
 mod apply;
 mod consistency;
 mod flush;
+mod heads;
 mod open;
 mod proofs;
 mod read;
+mod torn_tail;
 mod truncate;
 mod verify;
 
@@ -73,6 +76,11 @@ pub struct Core {
     failed: bool,
     /// This handle changed something. A handle that only read (`libvms log`, `verify`) writes nothing at close.
     touched: bool,
+    /// Open dropped a last batch whose oplog entry was durable but whose data was not (core/torn_tail.rs).
+    torn_batch_dropped: bool,
+    /// Signed heads of recent lengths (core/heads.rs), at most `heads_kept`.
+    heads: std::collections::VecDeque<(u64, Vec<u8>)>,
+    heads_kept: usize,
 }
 
 struct Files {

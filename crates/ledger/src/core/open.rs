@@ -112,6 +112,9 @@ impl Core {
             header_dirty: false,
             failed: false,
             touched: true,
+            torn_batch_dropped: false,
+            heads: Default::default(),
+            heads_kept: 0,
         })
     }
 
@@ -200,6 +203,9 @@ impl Core {
             header_dirty: false,
             failed: false,
             touched: false,
+            torn_batch_dropped: false,
+            heads: Default::default(),
+            heads_kept: 0,
         };
         if core.length >= proof::MAX_BLOCKS {
             return Err(err::corrupt("header length out of range"));
@@ -209,22 +215,36 @@ impl Core {
         if core.header.hints.contiguous_length == 0 {
             core.header.hints.contiguous_length = core.bitfield.first_unset(0);
         }
-        for e in opened.entries {
+        let mut entries = opened.entries;
+        let last = entries.pop();
+        for e in entries {
             core.replay(e)?;
+        }
+        let mut good_size = opened.good_size;
+        if let Some(last) = last {
+            if core.is_torn_last_append(&last)? {
+                // Its data never became durable: the batch was not acknowledged, drop it as a torn frame.
+                let size = opened.frame_sizes.last().copied().unwrap_or(0);
+                core.oplog.forget_last_entry(size);
+                good_size -= size;
+                core.torn_batch_dropped = true;
+            } else {
+                core.replay(last)?;
+            }
         }
         // Header, oplog, tree, bitfield and data must agree; nothing is written before they do.
         core.check_consistency(header_length)?;
         core.roots_trusted = true;
         core.cache.reset_to_roots(&core.roots);
         // Only now, with everything read and checked, drop torn or stale trailing frames.
-        if opened.file_size != opened.good_size {
-            core.oplog.file.set_len(opened.good_size)?;
+        if opened.file_size != good_size {
+            core.oplog.file.set_len(good_size)?;
             core.oplog.file.sync()?;
         }
         Ok(Some(core))
     }
 
-    fn read_roots(&self, length: u64) -> Result<Vec<Node>> {
+    pub(super) fn read_roots(&self, length: u64) -> Result<Vec<Node>> {
         flat::full_roots(2 * length).into_iter().map(|i| self.tree.get_required(i)).collect()
     }
 

@@ -11,13 +11,27 @@ use super::{Core, VerifiedProof};
 impl Core {
     /// Build the proof a peer asked for (shapes as hypercore@10's `generateProof`).
     pub fn proof(&mut self, req: &ProofRequest) -> Result<Proof> {
+        let (roots, length, byte_length, signature) = (self.roots.clone(), self.length, self.byte_length, self.signature.clone());
+        self.proof_against(req, &roots, length, byte_length, signature)
+    }
+
+    /// The proof a peer asked for, as if the core were `length` long: what a host serves when only a prefix may
+    /// be seen (core/heads.rs keeps the signed heads of recent lengths). Blocks past `length` are not served.
+    pub(super) fn proof_against(
+        &mut self,
+        req: &ProofRequest,
+        roots: &[crate::tree::Node],
+        length: u64,
+        byte_length: u64,
+        signature: Option<Vec<u8>>,
+    ) -> Result<Proof> {
         if req.fork != self.fork {
             return Err(err::bad_argument(format!("request is for fork {}, the core is at fork {}", req.fork, self.fork)));
         }
-        let view = TreeView { store: &self.tree, roots: &self.roots, length: self.length, byte_length: self.byte_length, cache: None };
+        let view = TreeView { store: &self.tree, roots, length, byte_length, cache: None };
         let idx = proof::generate_indexes(&view, req)?;
         let mut out = Proof { fork: self.fork, ..Default::default() };
-        if self.length == 0 {
+        if length == 0 {
             return Ok(out);
         }
         // The verified read comes first: it leaves the block's path and siblings in the cache of
@@ -26,13 +40,7 @@ impl Core {
             Some(b) => Some(self.get(b.index)?),
             None => None,
         };
-        let view = TreeView {
-            store: &self.tree,
-            roots: &self.roots,
-            length: self.length,
-            byte_length: self.byte_length,
-            cache: Some(&self.cache),
-        };
+        let view = TreeView { store: &self.tree, roots, length, byte_length, cache: Some(&self.cache) };
         let node_list = idx.node.as_deref().map(|v| proof::fetch(&view, v)).transpose()?;
         let seek_list = idx.seek.as_deref().map(|v| proof::fetch(&view, v)).transpose()?;
         let upgrade_list = idx.upgrade.as_deref().map(|v| proof::fetch(&view, v)).transpose()?;
@@ -53,7 +61,7 @@ impl Core {
                 length: u.length,
                 nodes: upgrade_list.unwrap_or_default(),
                 additional_nodes: additional.unwrap_or_default(),
-                signature: self.signature.clone().unwrap_or_default(),
+                signature: signature.unwrap_or_default(),
             });
         }
         Ok(out)

@@ -75,6 +75,7 @@ impl Core {
         self.byte_length = byte_length;
         self.fork = fork;
         self.signature = signature;
+        self.forget_heads();
         self.cache.reset_to_roots(&self.roots);
         self.sync_header_tree();
         Ok(old_len - length)
