@@ -7,5 +7,4 @@ mod errors;
 mod fault;
 mod replicate;
 mod rpc;
-mod served;
 mod verify;

@@ -64,7 +64,7 @@ impl NativeHost {
 
     /// Serve both logs of an archive (metadata and content). Returns their discovery keys. With `log` (the call
     /// log of the VM that writes the archive), peers see the archive only up to what the log's durable entries
-    /// account for (src/served.rs).
+    /// account for (crates/replicate/src/served.rs).
     #[napi(catch_unwind)]
     pub fn add_drive(&self, drive: &NativeDrive, log: Option<&NativeLog>) -> napi::Result<Vec<Buffer>> {
         guard(|| {
@@ -74,7 +74,8 @@ impl NativeHost {
                 [ReplCore::from_shared(d.bee().store().clone())?, ReplCore::from_shared(d.content().clone())?]
             };
             if let Some(log) = log {
-                crate::served::limit_by_log(drive.drive.clone(), log.core.clone(), cores[0].clone(), cores[1].clone())?;
+                let follow = libvms_replicate::served::limit_by_log(drive.drive.clone(), log.core.core().clone(), cores[0].clone(), cores[1].clone())?;
+                napi::bindgen_prelude::spawn(follow);
             }
             let mut dks = Vec::new();
             for core in cores {

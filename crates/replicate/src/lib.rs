@@ -15,6 +15,7 @@ pub mod messages;
 pub mod core_handle;
 pub mod session;
 pub mod link;
+pub mod served;
 
 pub use core_handle::{Progress, ReplCore};
 pub use link::{Link, LinkHandle};

@@ -4,13 +4,15 @@
 //! The content log is limited to where it stood at that version (the drive's write marks). Both archive cores
 //! keep the signed heads of recent lengths, so the limited prefix can be served with its own signature.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use libvms_archive::disk::DiskDrive;
 use libvms_archive::BlockStore;
-use libvms_calllog::SharedCore;
 use libvms_errors::Result;
-use libvms_replicate::ReplCore;
+use libvms_ledger::SharedCore;
+
+use crate::ReplCore;
 
 /// Signed heads kept per archive core: how many writes the archive may run ahead of the durable log and still
 /// be served as of the log (past that, announcements pause until the log catches up).
@@ -53,9 +55,14 @@ fn apply(drive: &Mutex<Option<DiskDrive>>, log: &SharedCore, meta: &ReplCore, co
     Ok(())
 }
 
-/// Limit what peers see of the archive (`meta`, `content`: its two cores as served) by `log`, now and after
-/// every commit of the log, until the log closes.
-pub(crate) fn limit_by_log(drive: Arc<Mutex<Option<DiskDrive>>>, log: SharedCore, meta: ReplCore, content: ReplCore) -> Result<()> {
+/// Limit what peers see of the archive (`meta`, `content`: its two cores as served) by `log`, now; the future
+/// returned re-applies the limit after every commit of the log, until the log closes (the caller spawns it).
+pub fn limit_by_log(
+    drive: Arc<Mutex<Option<DiskDrive>>>,
+    log: SharedCore,
+    meta: ReplCore,
+    content: ReplCore,
+) -> Result<impl Future<Output = ()> + Send + 'static> {
     for core in [&meta, &content] {
         core.with(|c| {
             c.keep_signed_heads(HEADS_KEPT);
@@ -65,7 +72,7 @@ pub(crate) fn limit_by_log(drive: Arc<Mutex<Option<DiskDrive>>>, log: SharedCore
     // The length read before the first limit: a commit after it wakes the loop, however soon it lands.
     let mut seen = log.length();
     apply(&drive, &log, &meta, &content)?;
-    napi::bindgen_prelude::spawn(async move {
+    Ok(async move {
         loop {
             if log.wait_durable(seen + 1).await.is_err() {
                 return; // the log closed (or stopped): nothing more becomes durable
@@ -77,6 +84,5 @@ pub(crate) fn limit_by_log(drive: Arc<Mutex<Option<DiskDrive>>>, log: SharedCore
                 _ => return,
             }
         }
-    });
-    Ok(())
+    })
 }
