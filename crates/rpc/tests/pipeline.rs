@@ -1,0 +1,147 @@
+//! The pipelined backend (a VM whose calls run on a thread of its own) through a real server, without Node: a fake
+//! VM thread and a fake call log stand in for JavaScript and the ledger.
+mod common;
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use libvms_rpc::{Answer, BoxFuture, Call, LogTail, Outcome, Pipelined, RpcServer, ServerConfig, Tickets, VmThread};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+type Handoff = (u32, Vec<Call>, Box<dyn FnOnce() + Send>);
+
+/// Records hand-offs; the test takes them up and answers them when it chooses.
+struct FakeThread {
+    tx: Mutex<mpsc::Sender<Handoff>>,
+    gone: bool,
+}
+
+impl VmThread for FakeThread {
+    fn hand_over(&self, ticket: u32, calls: &[Call], taken: Box<dyn FnOnce() + Send>) -> Result<(), String> {
+        if self.gone {
+            return Err("closing".into());
+        }
+        self.tx.lock().unwrap().send((ticket, calls.to_vec(), taken)).map_err(|e| e.to_string())
+    }
+}
+
+/// A log whose durable length the test moves, or fails.
+struct FakeLog(watch::Sender<(u64, bool)>);
+
+impl LogTail for FakeLog {
+    fn wait_durable(&self, length: u64) -> BoxFuture<Result<(), String>> {
+        let mut rx = self.0.subscribe();
+        Box::pin(async move {
+            match rx.wait_for(|&(l, failed)| l >= length || failed).await {
+                Ok(s) if s.0 >= length => Ok(()),
+                _ => Err("disk full".into()),
+            }
+        })
+    }
+    fn receipt(&self, _index: u64, _call: [u8; 32]) -> Option<Value> {
+        None
+    }
+}
+
+struct Setup {
+    server: RpcServer,
+    tickets: Arc<Tickets>,
+    handoffs: mpsc::Receiver<Handoff>,
+    log: Arc<FakeLog>,
+    ws: Raw,
+}
+
+async fn setup(gone: bool) -> Setup {
+    let (tx, handoffs) = mpsc::channel();
+    let tickets = Arc::new(Tickets::default());
+    let log = Arc::new(FakeLog(watch::Sender::new((0, false))));
+    let mut backend = Pipelined::new(Box::new(FakeThread { tx: Mutex::new(tx), gone }), tickets.clone());
+    backend.methods = vec!["echo".into()];
+    backend.log = Some(log.clone());
+    let server = RpcServer::new(ServerConfig::default());
+    server.mount("/vm1", Arc::new(backend)).unwrap();
+    let addr = server.listen("127.0.0.1", 0).await.unwrap();
+    let ws = raw(addr, "/vm1").await;
+    Setup { server, tickets, handoffs, log, ws }
+}
+
+fn echo(id: u32) -> String {
+    format!(r#"{{"jsonrpc":"2.0","method":"echo","params":[{id}],"id":{id}}}"#)
+}
+
+async fn next_handoff(rx: &mpsc::Receiver<Handoff>) -> Handoff {
+    for _ in 0..500 {
+        if let Ok(h) = rx.try_recv() {
+            return h;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no hand-off")
+}
+
+fn values(calls: &[Call]) -> Vec<Outcome> {
+    calls.iter().map(|c| Outcome::Value(Value::Array(c.params.clone()))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_gather_while_the_vm_thread_is_busy_and_replies_wait_for_durability() {
+    let mut s = setup(false).await;
+    send(&mut s.ws, &echo(1)).await;
+    let (t1, calls1, taken1) = next_handoff(&s.handoffs).await;
+    assert_eq!(calls1.len(), 1);
+    // Not taken up yet: later calls wait in the queue and go over together.
+    for id in 2..=4 {
+        send(&mut s.ws, &echo(id)).await;
+    }
+    until(|| s.server.queued("/vm1") == Some(3)).await;
+    assert!(s.handoffs.try_recv().is_err(), "nothing goes over before the thread has taken the last hand-off");
+    taken1();
+    let (t2, calls2, taken2) = next_handoff(&s.handoffs).await;
+    taken2();
+    assert_eq!(calls2.iter().map(|c| c.params[0].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 3, 4]);
+    // The second hand-off is answered first, and both need entries up to 4 to be durable.
+    s.tickets.answer(t2, Answer { outcomes: Some(values(&calls2)), durable_at: 4, indexes: None });
+    s.tickets.answer(t1, Answer { outcomes: Some(values(&calls1)), durable_at: 1, indexes: None });
+    s.log.0.send_replace((3, false));
+    // Entry 0 (hand-off 1) is durable: its reply goes; the others wait for entry 3.
+    assert_eq!(recv(&mut s.ws).await, r#"{"jsonrpc":"2.0","result":[1],"id":1}"#);
+    let early = tokio::time::timeout(Duration::from_millis(100), recv(&mut s.ws)).await;
+    assert!(early.is_err(), "a reply left before its entry was durable");
+    s.log.0.send_replace((4, false));
+    for id in 2..=4 {
+        assert_eq!(recv(&mut s.ws).await, format!(r#"{{"jsonrpc":"2.0","result":[{id}],"id":{id}}}"#));
+    }
+    s.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_log_fails_the_calls_and_a_bad_answer_is_an_internal_error() {
+    let mut s = setup(false).await;
+    send(&mut s.ws, &echo(1)).await;
+    let (t1, calls1, taken1) = next_handoff(&s.handoffs).await;
+    taken1();
+    s.tickets.answer(t1, Answer { outcomes: Some(values(&calls1)), durable_at: 1, indexes: None });
+    s.log.0.send_replace((0, true));
+    let reply: Value = serde_json::from_str(&recv(&mut s.ws).await).unwrap();
+    assert_eq!(reply["error"]["data"], json!("Internal error: the call log failed: disk full"));
+
+    send(&mut s.ws, &echo(2)).await;
+    let (t2, _, taken2) = next_handoff(&s.handoffs).await;
+    taken2();
+    s.tickets.answer(t2, Answer { outcomes: Some(Vec::new()), durable_at: 0, indexes: None });
+    let reply: Value = serde_json::from_str(&recv(&mut s.ws).await).unwrap();
+    assert_eq!(reply["error"]["data"], json!("Internal error: bad outcomes"));
+    s.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_thread_that_is_gone_fails_its_calls_at_once() {
+    let mut s = setup(true).await;
+    send(&mut s.ws, &echo(1)).await;
+    let reply: Value = serde_json::from_str(&recv(&mut s.ws).await).unwrap();
+    assert_eq!(reply["error"]["data"], json!("Internal error: the VM is gone (closing)"));
+    s.server.close().await;
+}
