@@ -84,16 +84,16 @@ class VM extends EventEmitter {
     await this._evaluate()
     if (typeof this.exports.init === 'function') {
       const outcome = await this._start({ methodName: 'init', args: [] })
-      await outcome.durable // a storage failure always rejects
+      const index = await outcome.durable // a storage failure always rejects
       if (outcome.threw) {
         if (!restarting) {
           this._initFailed = true // tells the CLI the error came from init
           throw outcome.value
         }
-        const warning = new Error(`init threw on restart (logged as entry ${outcome.durableAt - 1}; the VM serves anyway): ${errorText(outcome.value)}`)
+        const warning = new Error(`init threw on restart (logged as entry ${index}; the VM serves anyway): ${errorText(outcome.value)}`)
         warning.name = 'InitWarning'
         warning.cause = outcome.value
-        warning.entry = outcome.durableAt - 1
+        warning.entry = index
         this.emit('warning', warning)
       }
     }
@@ -112,14 +112,14 @@ class VM extends EventEmitter {
   }
 
   /**
-   * Queue a call; resolves once it has run, before its entry is durable, with `{threw, value, resJSON, durable,
-   * durableAt}`: `resJSON` the result as logged (undefined when there is none), `durable` a promise, `durableAt`
-   * the log length that holds the entry. `argsParsed`: `args` come fresh from JSON.parse and nothing else holds
-   * them (an RPC call), so the method may have them as they are.
+   * Queue a call; resolves once it has run, before its entry is durable, with `{threw, value, resJSON, durable}`:
+   * `resJSON` the result as logged (undefined when there is none), `durable` a promise of the entry's index.
+   * `argsJSON`: the arguments as JSON text instead of `args`. `commit(filesVersion, resJSON, errJSON, extraJSON)`:
+   * the caller makes the entry and commits it (an RPC server, in Rust); `durable` is then null.
    */
-  _start ({ methodName, args = [], userId, extra } = {}, argsParsed = false) {
-    const early = this._send(methodName, args, userId)
-    return this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early, extra))
+  _start ({ methodName, args = [], argsJSON, userId, extra, commit } = {}) {
+    const early = this._send(methodName, args, userId, argsJSON)
+    return this._queue.push(() => this._execute(methodName, args, userId, early, extra, commit, argsJSON))
   }
 
   /**
@@ -127,13 +127,15 @@ class VM extends EventEmitter {
    * in order), so the thread hop overlaps with them. Returns `{argsJSON, outcome}`, or null where the call must
    * wait for its turn (no running script, or arguments that `_execute` refuses).
    */
-  _send (methodName, args, userId) {
-    if (!this._sandbox || !this._sandbox.alive || this._needsRestart || !this.callLog || !Array.isArray(args)) return null
-    let argsJSON
-    try {
-      argsJSON = toJSONText(args, 'call arguments')
-    } catch (_) {
-      return null
+  _send (methodName, args, userId, argsJSON) {
+    if (!this._sandbox || !this._sandbox.alive || this._needsRestart || !this.callLog) return null
+    if (argsJSON === undefined) {
+      if (!Array.isArray(args)) return null
+      try {
+        argsJSON = toJSONText(args, 'call arguments')
+      } catch (_) {
+        return null
+      }
     }
     return { argsJSON, outcome: this._sandbox.call(methodName, argsJSON, userId) }
   }
@@ -217,7 +219,7 @@ class VM extends EventEmitter {
       const { methodName, args = [], userId } = entry.call
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
       const early = this._send(methodName, args, userId)
-      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early, entry.auth === undefined ? undefined : { auth: entry.auth }))
+      const run = this._queue.push(() => this._execute(methodName, args, userId, early, entry.auth === undefined ? undefined : { auth: entry.auth }))
         .then((outcome) => this._pending.track(outcome.durable), () => {})
       if (this._queue.pending > REPLAY_WINDOW) await run
     } else if (entry && entry.type === 'restart') {
@@ -351,13 +353,16 @@ class VM extends EventEmitter {
     }
   }
 
-  async _execute (methodName, args, userId, argsParsed = false, early = null, extra = undefined) {
+  async _execute (methodName, args, userId, early = null, extra = undefined, commit = undefined, givenJSON = undefined) {
     if (!this.callLog) throw new ClosedError('VM is closed')
+    // A commit made elsewhere (Rust, for an RPC call) that failed stops the VM as a failed commit of ours does.
+    const failed = this.callLog._failure()
+    if (failed) this._stop(failed)
     if (this._stopped) throw this._stopped
-    if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
+    if (givenJSON === undefined && !Array.isArray(args)) throw new BadArgumentError('args must be an array')
     // The log keeps the arguments as they were passed, and the method sees exactly what a replay will see: that
     // text parsed (in the sandbox).
-    const argsJSON = early ? early.argsJSON : toJSONText(args, 'call arguments')
+    const argsJSON = early ? early.argsJSON : givenJSON !== undefined ? givenJSON : toJSONText(args, 'call arguments')
     let res
     let err
     let threw = false
@@ -396,9 +401,18 @@ class VM extends EventEmitter {
       err = e
       entry.err = e
     }
+    const value = threw ? err : res
+    if (commit) {
+      // The caller builds this entry from the arguments it holds and commits it (crates/calllog entry.rs): only
+      // the outcome crosses. Entries this VM queued before it go first.
+      const { errJSON, extraJSON } = CallLog.entryParts(entry)
+      this.callLog._sendQueued()
+      commit(entry.filesVersion, resJSON, errJSON, extraJSON)
+      return { durable: null, threw, value, resJSON }
+    }
     const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
     durable.catch((e) => { if (e.code !== 'CLOSED') this._stop(e) })
-    return { durable, durableAt: this.callLog.queuedLength, threw, value: threw ? err : res, resJSON }
+    return { durable, threw, value, resJSON }
   }
 
   async _close () {

@@ -81,6 +81,12 @@ impl NativeLog {
         }
     }
 
+    /// `CODE: message` of the error that stopped commits (see `lib/errors.js`), or null.
+    #[napi(getter)]
+    pub fn failure(&self) -> Option<String> {
+        self.core.failure().map(|e| crate::errors::to_js(e).reason)
+    }
+
     #[napi(getter)]
     pub fn writable(&self) -> bool {
         self.core.writable() && !self.core.is_closed()

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use libvms_calllog::SharedCore;
 use libvms_errors::err;
+use libvms_calllog::Ended;
 use libvms_rpc::{
-    Answer, BoxFuture, Call, CallReply, ClientState, LogTail, Outcome, Pipelined, ReplyQueue, RpcClient, RpcServer,
-    ServerConfig, Tickets, VmThread,
+    BoxFuture, Call, CallReply, ClientState, LogTail, Outcome, Pipelined, ReplyQueue, RpcClient, RpcServer,
+    ServerConfig, Tickets, VmThread, Logged,
 };
 use napi::bindgen_prelude::FnArgs;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -21,10 +22,11 @@ use tokio::sync::watch;
 use crate::call_log::NativeLog;
 use crate::errors::{guard, js};
 
-/// `(ticket, callsJson) => void`, where callsJson is `[[methodName, paramsJson, userId], ...]`: every call queued at
-/// the moment, handed over in order. JavaScript answers with `reply(ticket, outcomesJson, durableAt)` once every
-/// call has run (no promise crosses the boundary). Weak: a mounted VM alone never keeps Node alive (a listening server
-/// does, through `untilClosed`), and it is released when the mount's last call is done.
+/// `(ticket, callsJson) => void`, where callsJson is `[[methodName, argsJson, userId, extra?], ...]`: every call
+/// queued at the moment, handed over in order. JavaScript gives each call's entry parts with `commitCall` as it runs
+/// and answers with `reply(ticket, outcomesJson)` once every call has run (no promise crosses the boundary). Weak:
+/// a mounted VM alone never keeps Node alive (a listening server does, through `untilClosed`), and it is released
+/// when the mount's last call is done.
 type CallFn = ThreadsafeFunction<FnArgs<(u32, String)>, (), FnArgs<(u32, String)>, Status, false, true>;
 
 /// The JavaScript thread of a mounted VM (the pipeline's policy is in crates/rpc `pipeline`).
@@ -36,7 +38,8 @@ impl VmThread for JsThread {
         let batch: Vec<Value> = calls
             .iter()
             .map(|c| {
-                let params = serde_json::to_string(&c.params).unwrap_or_else(|_| "[]".into());
+                // The arguments as JavaScript's JSON.stringify writes them: the text the script gets and the log keeps.
+                let params = libvms_calllog::js_json_args(&c.params);
                 let mut call = vec![Value::String(c.method.clone()), Value::String(params), Value::String(c.user_id.clone())];
                 // A signed call's entry gets the signature's fields.
                 if let Some(s) = &c.auth {
@@ -58,13 +61,14 @@ impl VmThread for JsThread {
     }
 }
 
-/// A VM's call log: replies wait for their entries to be durable in it, without a trip through JavaScript.
+/// A VM's call log: Rust appends the entries of RPC calls, and replies wait for them to be durable, without a trip
+/// through JavaScript.
 struct LogOf(SharedCore);
 
 impl LogTail for LogOf {
-    fn wait_durable(&self, length: u64) -> BoxFuture<Result<(), String>> {
-        let wait = self.0.wait_durable(length);
-        Box::pin(async move { wait.await.map_err(|e| e.message) })
+    fn append(&self, entry: Vec<u8>) -> BoxFuture<Result<u64, String>> {
+        let appended = self.0.append(vec![entry]);
+        Box::pin(async move { appended.await.map_err(|e| e.message) })
     }
 
     fn receipt(&self, index: u64, call: [u8; 32]) -> Option<Value> {
@@ -209,13 +213,35 @@ impl NativeRpcServer {
         })
     }
 
-    /// The outcomes of the calls handed over with `ticket` (a JSON array, one per call, in order; see
-    /// `to_outcome`), sent once the mounted log holds `durableAt` entries durably.
+    /// Call `slot` of hand-off `ticket` has run: Rust builds its log entry from the call it holds and this outcome
+    /// (`resJson` the result's text, or `errJson` the error's name as JSON text; `extraJson` `[[key, valueJson],
+    /// ...]`, members after `result`), and queues it for the log's next group commit, in call order.
     #[napi]
-    pub fn reply(&self, ticket: u32, outcomes_json: String, durable_at: f64, indexes_json: Option<String>) {
+    pub fn commit_call(
+        &self,
+        ticket: u32,
+        slot: u32,
+        files_version: f64,
+        res_json: Option<String>,
+        err_json: Option<String>,
+        extra_json: Option<String>,
+    ) {
+        let ended = match (res_json, err_json) {
+            (_, Some(err)) => Ended::Threw(err),
+            (Some(res), None) => Ended::Value(res),
+            (None, None) => Ended::Undefined,
+        };
+        let extra = extra_json.and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok()).unwrap_or_default();
+        let logged = Logged { files_version: files_version.max(0.0) as u64, ended, extra };
+        self.tickets.commit(ticket, slot as usize, logged);
+    }
+
+    /// The outcomes of the calls handed over with `ticket` (a JSON array, one per call, in order; see `to_outcome`),
+    /// sent once their entries are durable.
+    #[napi]
+    pub fn reply(&self, ticket: u32, outcomes_json: String) {
         let outcomes = serde_json::from_str::<Vec<Value>>(&outcomes_json).ok().map(|o| o.into_iter().map(to_outcome).collect());
-        let indexes = indexes_json.and_then(|t| serde_json::from_str::<Vec<u64>>(&t).ok());
-        self.tickets.answer(ticket, Answer { outcomes, durable_at: durable_at.max(0.0) as u64, indexes });
+        self.tickets.answer(ticket, outcomes);
     }
 
     #[napi(catch_unwind)]

@@ -131,6 +131,12 @@ impl SharedCore {
         }
     }
 
+    /// The error that stopped commits (the log refuses appends from then on), or `None`; closing is not one.
+    pub fn failure(&self) -> Option<libvms_errors::Error> {
+        let d = self.inner.durable.borrow();
+        d.stopped.clone().filter(|e| e.code != libvms_errors::ErrorCode::Closed)
+    }
+
     /// The signed head as of the last commit: `(length, fork, tree hash, signature)` (never blocks).
     pub fn signed_head(&self) -> Option<(u64, u64, [u8; 32], Vec<u8>)> {
         let d = self.inner.durable.borrow();

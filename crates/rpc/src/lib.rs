@@ -25,7 +25,7 @@ pub use auth::{MountAuth, AUTH_MESSAGE, AUTH_REFUSED};
 pub use backend::{Backend, BoxFuture, Call, Outcome};
 pub use client::{SignedReply, CallReply, ClientState, CloseInfo, RpcClient};
 pub use config::ServerConfig;
-pub use pipeline::{Answer, LogTail, Pipelined, Tickets, VmThread};
+pub use pipeline::{LogTail, Logged, Pipelined, Tickets, VmThread};
 pub use reply_queue::ReplyQueue;
 pub use server::RpcServer;
 pub use wire::{

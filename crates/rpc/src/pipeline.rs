@@ -2,8 +2,12 @@
 //!
 //! Calls go over in hand-offs, each named by a ticket and answered once with every call's outcome. The next hand-off
 //! is welcome as soon as the VM's thread has taken the last one (calls arriving meanwhile gather into one hand-off),
-//! so the outcomes' slow tail, making their log entries durable, overlaps and calls share a group commit. Replies
-//! wait here for that durability, then carry the receipts of signed calls.
+//! so the outcomes' slow tail, making their log entries durable, overlaps and calls share a group commit.
+//!
+//! This side owns each call's commit: as a call runs, the VM's thread reports its outcome for the log (`commit`),
+//! and the entry is built here from the call as received (crates/calllog `CallEntry`, byte for byte what
+//! JavaScript would write) and queued for the log in call order. Replies wait for their entries to be durable (the
+//! log's writer counts that, nobody else), then carry the receipts of signed calls.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,6 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
+
+use libvms_calllog::{CallEntry, Ended};
 
 use crate::auth::MountAuth;
 use crate::backend::{Backend, BoxFuture, Call, Outcome};
@@ -29,45 +35,79 @@ pub trait VmThread: Send + Sync + 'static {
 
 /// The VM's call log, as the pipeline sees it.
 pub trait LogTail: Send + Sync + 'static {
-    /// Resolves once the log holds `length` entries durably; `Err` (why) when it never will.
-    fn wait_durable(&self, length: u64) -> BoxFuture<Result<(), String>>;
+    /// Queue `entry` for the log's next group commit, after everything queued before (before returning); resolves
+    /// with its index once durable, or `Err` (why) when it will never be.
+    fn append(&self, entry: Vec<u8>) -> BoxFuture<Result<u64, String>>;
     /// The receipt of the signed call at `index` (hash `call`) under the log's signed head, which holds it.
     fn receipt(&self, index: u64, call: [u8; 32]) -> Option<Value>;
 }
 
+/// A call's outcome as its log entry records it: what the VM reports; the rest of the entry is the call itself.
+pub struct Logged {
+    pub files_version: u64,
+    pub ended: Ended,
+    /// Members after `result`, in order, values as JSON text: a signed call's `auth`, a limit's `stopped`, oracle
+    /// records, whatever else a call records.
+    pub extra: Vec<(String, String)>,
+}
+
+/// A hand-off waiting for its answer.
+struct Pending {
+    answer: oneshot::Sender<Answer>,
+    calls: Vec<Call>,
+    log: Option<Arc<dyn LogTail>>,
+    /// Each call's commit, once it has run and made an entry.
+    commits: Vec<Option<BoxFuture<Result<u64, String>>>>,
+}
+
 /// The VM thread's answer to one hand-off.
-pub struct Answer {
+struct Answer {
     /// One per call, in order; `None` when the thread's answer could not be read.
-    pub outcomes: Option<Vec<Outcome>>,
-    /// The log length that makes every entry of the hand-off durable.
-    pub durable_at: u64,
-    /// Each call's log index, when the hand-off held signed calls (their receipts name it).
-    pub indexes: Option<Vec<u64>>,
+    outcomes: Option<Vec<Outcome>>,
+    commits: Vec<Option<BoxFuture<Result<u64, String>>>>,
 }
 
 /// Hand-offs waiting for their answer, by ticket; one set may serve every mount of a server.
 #[derive(Default)]
 pub struct Tickets {
     next: AtomicU32,
-    waiting: Mutex<HashMap<u32, oneshot::Sender<Answer>>>,
+    waiting: Mutex<HashMap<u32, Pending>>,
 }
 
 impl Tickets {
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u32, oneshot::Sender<Answer>>> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Pending>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn issue(&self) -> (u32, oneshot::Receiver<Answer>) {
-        let (tx, rx) = oneshot::channel();
+    fn issue(&self, calls: Vec<Call>, log: Option<Arc<dyn LogTail>>) -> (u32, oneshot::Receiver<Answer>) {
+        let (answer, rx) = oneshot::channel();
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        self.waiting().insert(ticket, tx);
+        let commits = calls.iter().map(|_| None).collect();
+        self.waiting().insert(ticket, Pending { answer, calls, log, commits });
         (ticket, rx)
     }
 
-    /// The answer to hand-off `ticket` (a ticket answered twice, or unknown, is ignored).
-    pub fn answer(&self, ticket: u32, answer: Answer) {
-        if let Some(tx) = self.waiting().remove(&ticket) {
-            let _ = tx.send(answer);
+    /// Call `slot` of hand-off `ticket` has run: build its entry and queue it for the log (unknown tickets and
+    /// slots, and mounts without a log, are ignored).
+    pub fn commit(&self, ticket: u32, slot: usize, logged: Logged) {
+        let mut waiting = self.waiting();
+        let Some(p) = waiting.get_mut(&ticket) else { return };
+        let (Some(call), Some(log)) = (p.calls.get(slot), p.log.as_ref()) else { return };
+        let entry = CallEntry {
+            method: &call.method,
+            args: &call.params,
+            user_id: Some(&call.user_id),
+            files_version: logged.files_version,
+            ended: &logged.ended,
+            extra: &logged.extra,
+        };
+        p.commits[slot] = Some(log.append(entry.to_bytes()));
+    }
+
+    /// Every call of hand-off `ticket` has run: their outcomes, in order (`None`: unreadable). Answered once.
+    pub fn answer(&self, ticket: u32, outcomes: Option<Vec<Outcome>>) {
+        if let Some(p) = self.waiting().remove(&ticket) {
+            let _ = p.answer.send(Answer { outcomes, commits: p.commits });
         }
     }
 }
@@ -80,7 +120,7 @@ pub struct Pipelined {
     pub auth: Option<MountAuth>,
     pub vm: Box<dyn VmThread>,
     pub tickets: Arc<Tickets>,
-    /// The VM's call log: replies wait here until their entries are durable. `None`: they do not wait.
+    /// The VM's call log, which this side commits calls to. `None`: calls are not logged.
     pub log: Option<Arc<dyn LogTail>>,
     /// Hand-offs queued for the VM's thread and not yet taken up.
     untaken: Arc<InFlight>,
@@ -94,17 +134,6 @@ impl Pipelined {
 
 fn internal(message: String) -> Outcome {
     Outcome::Thrown { name: "Error".into(), message }
-}
-
-/// Signed calls' outcomes with their receipts: the log's signed head now holds their entries (durable).
-fn with_receipts(log: &dyn LogTail, outcomes: Vec<Outcome>, hashes: &[Option<[u8; 32]>], indexes: &[u64]) -> Vec<Outcome> {
-    let parts = outcomes.into_iter().zip(hashes).zip(indexes);
-    parts
-        .map(|((o, h), &i)| match h.and_then(|h| log.receipt(i, h)) {
-            Some(r) => Outcome::WithReceipt(Box::new(o), r),
-            None => o,
-        })
-        .collect()
 }
 
 impl Backend for Pipelined {
@@ -146,10 +175,15 @@ impl Backend for Pipelined {
             .iter()
             .map(|c| c.auth.as_ref().zip(log_key).and_then(|(s, k)| s.hash(&k, &c.method, &c.params).ok()))
             .collect();
-        let (ticket, rx) = self.tickets.issue();
+        let (ticket, rx) = self.tickets.issue(calls, self.log.clone());
         let untaken = self.untaken.clone();
         untaken.start();
-        let handed = self.vm.hand_over(ticket, &calls, Box::new(move || untaken.end()));
+        let handed = {
+            // Under the lock, so the VM's commits for this ticket wait until the hand-off is recorded.
+            let waiting = self.tickets.waiting();
+            let calls = waiting.get(&ticket).map(|p| p.calls.as_slice()).unwrap_or_default();
+            self.vm.hand_over(ticket, calls, Box::new(move || untaken.end()))
+        };
         if handed.is_err() {
             self.untaken.end();
             self.tickets.waiting().remove(&ticket);
@@ -161,20 +195,26 @@ impl Backend for Pipelined {
                 return failed(&format!("Internal error: the VM is gone ({why})"));
             }
             // The VM's thread always answers; the sender is dropped only if it is gone (Node exiting).
-            let Ok(Answer { outcomes, durable_at, indexes }) = rx.await else { return failed("Internal error: the VM is gone") };
-            if let Some(log) = &log {
-                if let Err(why) = log.wait_durable(durable_at).await {
-                    return failed(&format!("Internal error: the call log failed: {why}"));
-                }
+            let Ok(Answer { outcomes, commits }) = rx.await else { return failed("Internal error: the VM is gone") };
+            let mut out = Vec::with_capacity(n);
+            for ((outcome, commit), hash) in outcomes.unwrap_or_default().into_iter().zip(commits).zip(hashes) {
+                let Some(commit) = commit else {
+                    out.push(outcome); // no entry (refused before it ran, or nothing logged)
+                    continue;
+                };
+                out.push(match commit.await {
+                    // A signed call's receipt: the log's signed head now holds its entry.
+                    Ok(index) => match hash.zip(log.as_ref()).and_then(|(h, log)| log.receipt(index, h)) {
+                        Some(r) => Outcome::WithReceipt(Box::new(outcome), r),
+                        None => outcome,
+                    },
+                    Err(why) => internal(format!("Internal error: the call log failed: {why}")),
+                });
             }
-            let outcomes = match outcomes {
-                Some(o) if o.len() == n => o,
-                _ => return failed("Internal error: bad outcomes"),
-            };
-            match (&log, indexes) {
-                (Some(log), Some(indexes)) if indexes.len() == n => with_receipts(log.as_ref(), outcomes, &hashes, &indexes),
-                _ => outcomes,
+            if out.len() != n {
+                return failed("Internal error: bad outcomes");
             }
+            out
         })
     }
 }

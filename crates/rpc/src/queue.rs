@@ -104,6 +104,8 @@ pub(crate) async fn run(mut w: Worker) {
             answered.send_modify(|a| *a = (*a).max(mine));
         });
     }
+    // The mount's worker ends (and the server's close may resolve) only once every accepted call is answered.
+    until_answered(&answered, handed).await;
 }
 
 /// Resolves once `n` hand-offs are answered.

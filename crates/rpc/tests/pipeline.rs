@@ -1,5 +1,6 @@
 //! The pipelined backend (a VM whose calls run on a thread of its own) through a real server, without Node: a fake
-//! VM thread and a fake call log stand in for JavaScript and the ledger.
+//! VM thread and a fake call log stand in for JavaScript and the ledger. The pipeline builds each call's entry from
+//! the call it holds and the outcome the VM reports, commits it, and replies once it is durable.
 mod common;
 
 use std::sync::mpsc;
@@ -7,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use libvms_rpc::{Answer, BoxFuture, Call, LogTail, Outcome, Pipelined, RpcServer, ServerConfig, Tickets, VmThread};
+use libvms_calllog::Ended;
+use libvms_rpc::{BoxFuture, Call, LogTail, Logged, Outcome, Pipelined, RpcServer, ServerConfig, Tickets, VmThread};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -28,15 +30,23 @@ impl VmThread for FakeThread {
     }
 }
 
-/// A log whose durable length the test moves, or fails.
-struct FakeLog(watch::Sender<(u64, bool)>);
+/// A log that keeps appended entries in memory; the test moves its durable length, or fails it.
+struct FakeLog {
+    entries: Mutex<Vec<String>>,
+    durable: watch::Sender<(u64, bool)>,
+}
 
 impl LogTail for FakeLog {
-    fn wait_durable(&self, length: u64) -> BoxFuture<Result<(), String>> {
-        let mut rx = self.0.subscribe();
+    fn append(&self, entry: Vec<u8>) -> BoxFuture<Result<u64, String>> {
+        let index = {
+            let mut entries = self.entries.lock().unwrap();
+            entries.push(String::from_utf8(entry).unwrap());
+            entries.len() as u64 - 1
+        };
+        let mut rx = self.durable.subscribe();
         Box::pin(async move {
-            match rx.wait_for(|&(l, failed)| l >= length || failed).await {
-                Ok(s) if s.0 >= length => Ok(()),
+            match rx.wait_for(|&(l, failed)| l > index || failed).await {
+                Ok(s) if s.0 > index => Ok(index),
                 _ => Err("disk full".into()),
             }
         })
@@ -57,7 +67,7 @@ struct Setup {
 async fn setup(gone: bool) -> Setup {
     let (tx, handoffs) = mpsc::channel();
     let tickets = Arc::new(Tickets::default());
-    let log = Arc::new(FakeLog(watch::Sender::new((0, false))));
+    let log = Arc::new(FakeLog { entries: Mutex::new(Vec::new()), durable: watch::Sender::new((0, false)) });
     let mut backend = Pipelined::new(Box::new(FakeThread { tx: Mutex::new(tx), gone }), tickets.clone());
     backend.methods = vec!["echo".into()];
     backend.log = Some(log.clone());
@@ -86,6 +96,14 @@ fn values(calls: &[Call]) -> Vec<Outcome> {
     calls.iter().map(|c| Outcome::Value(Value::Array(c.params.clone()))).collect()
 }
 
+/// The VM ran the calls of a hand-off: each reports its outcome for the log, as JavaScript's `_execute` does.
+fn run(s: &Setup, ticket: u32, calls: &[Call]) {
+    for (slot, c) in calls.iter().enumerate() {
+        let ended = Ended::Value(serde_json::to_string(&c.params).unwrap());
+        s.tickets.commit(ticket, slot, Logged { files_version: 7, ended, extra: Vec::new() });
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_gather_while_the_vm_thread_is_busy_and_replies_wait_for_durability() {
     let mut s = setup(false).await;
@@ -102,18 +120,29 @@ async fn calls_gather_while_the_vm_thread_is_busy_and_replies_wait_for_durabilit
     let (t2, calls2, taken2) = next_handoff(&s.handoffs).await;
     taken2();
     assert_eq!(calls2.iter().map(|c| c.params[0].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 3, 4]);
-    // The second hand-off is answered first, and both need entries up to 4 to be durable.
-    s.tickets.answer(t2, Answer { outcomes: Some(values(&calls2)), durable_at: 4, indexes: None });
-    s.tickets.answer(t1, Answer { outcomes: Some(values(&calls1)), durable_at: 1, indexes: None });
-    s.log.0.send_replace((3, false));
-    // Entry 0 (hand-off 1) is durable: its reply goes; the others wait for entry 3.
-    assert_eq!(recv(&mut s.ws).await, r#"{"jsonrpc":"2.0","result":[1],"id":1}"#);
-    let early = tokio::time::timeout(Duration::from_millis(100), recv(&mut s.ws)).await;
-    assert!(early.is_err(), "a reply left before its entry was durable");
-    s.log.0.send_replace((4, false));
-    for id in 2..=4 {
+    // Run in order; the second hand-off is answered first. Entries are made here, from the calls as received.
+    run(&s, t1, &calls1);
+    run(&s, t2, &calls2);
+    s.tickets.answer(t2, Some(values(&calls2)));
+    s.tickets.answer(t1, Some(values(&calls1)));
+    let entries = s.log.entries.lock().unwrap().clone();
+    assert_eq!(entries.len(), 4);
+    for (i, e) in entries.iter().enumerate() {
+        let id = i + 1;
+        assert_eq!(
+            e,
+            &format!(r#"{{"type":"call","call":{{"methodName":"echo","args":[{id}],"userId":""}},"result":{{"filesVersion":7,"res":[{id}]}}}}"#)
+        );
+    }
+    s.log.durable.send_replace((3, false));
+    // Entries 0-2 are durable: those replies go; the last waits for entry 3.
+    for id in 1..=3 {
         assert_eq!(recv(&mut s.ws).await, format!(r#"{{"jsonrpc":"2.0","result":[{id}],"id":{id}}}"#));
     }
+    let early = tokio::time::timeout(Duration::from_millis(100), recv(&mut s.ws)).await;
+    assert!(early.is_err(), "a reply left before its entry was durable");
+    s.log.durable.send_replace((4, false));
+    assert_eq!(recv(&mut s.ws).await, r#"{"jsonrpc":"2.0","result":[4],"id":4}"#);
     s.server.close().await;
 }
 
@@ -123,17 +152,32 @@ async fn a_failed_log_fails_the_calls_and_a_bad_answer_is_an_internal_error() {
     send(&mut s.ws, &echo(1)).await;
     let (t1, calls1, taken1) = next_handoff(&s.handoffs).await;
     taken1();
-    s.tickets.answer(t1, Answer { outcomes: Some(values(&calls1)), durable_at: 1, indexes: None });
-    s.log.0.send_replace((0, true));
+    run(&s, t1, &calls1);
+    s.tickets.answer(t1, Some(values(&calls1)));
+    s.log.durable.send_replace((0, true));
     let reply: Value = serde_json::from_str(&recv(&mut s.ws).await).unwrap();
     assert_eq!(reply["error"]["data"], json!("Internal error: the call log failed: disk full"));
 
     send(&mut s.ws, &echo(2)).await;
     let (t2, _, taken2) = next_handoff(&s.handoffs).await;
     taken2();
-    s.tickets.answer(t2, Answer { outcomes: Some(Vec::new()), durable_at: 0, indexes: None });
+    s.tickets.answer(t2, Some(Vec::new()));
     let reply: Value = serde_json::from_str(&recv(&mut s.ws).await).unwrap();
     assert_eq!(reply["error"]["data"], json!("Internal error: bad outcomes"));
+    s.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_made_no_entry_is_answered_without_waiting() {
+    let mut s = setup(false).await;
+    send(&mut s.ws, &echo(1)).await;
+    let (t1, _, taken1) = next_handoff(&s.handoffs).await;
+    taken1();
+    // Refused before it ran (say, the VM stopped): an error outcome, no entry, nothing to wait for.
+    s.tickets.answer(t1, Some(vec![Outcome::Thrown { name: "StorageIOError".into(), message: "reopen it".into() }]));
+    let reply: Value = serde_json::from_str(&recv(&mut s.ws).await).unwrap();
+    assert_eq!(reply["error"]["message"], json!("StorageIOError"));
+    assert!(s.log.entries.lock().unwrap().is_empty());
     s.server.close().await;
 }
 
