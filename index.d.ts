@@ -67,8 +67,6 @@ export class CallLog extends EventEmitter {
   readonly byteLength: number
   readonly writable: boolean
   readonly closed: boolean
-  /** The length once every entry queued so far is durable. */
-  readonly queuedLength: number
   /** Append any JSON value; resolves with its index once durable. After a failed commit, every later append rejects. */
   append (entry: unknown): Promise<number>
   appendInit (init: { code: string, filesArchiveUrl: string }): Promise<number>

@@ -5,7 +5,7 @@ const path = require('node:path')
 const fs = require('node:fs')
 
 const native = require('./native')
-const { wrapNative, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutError, EncodingError } = require('./errors')
+const { wrapNative, fromData, BadArgumentError, ClosedError, OutOfBoundsError, TimeoutError, EncodingError } = require('./errors')
 const { encodeJSON, toJSONText } = require('./json')
 const { resolvePeers, noPeerError, knownSwarm } = require('./peers')
 const { swarmConfig, lookup } = require('./swarm')
@@ -28,11 +28,10 @@ class CallLog extends EventEmitter {
     this._waiters = new Set()
     this._batch = null
     this._inline = true // may commit a lone entry on the JS thread (see _send)
-    this._unsettled = 0 // entries queued and not yet durable (or failed)
-    this._tail = 0 // while _unsettled > 0: the length once they are all durable
     this._run = null // the last read-ahead run of blocks (see _readAhead)
     this._audited = null // {length, result} of the last signed-call audit (see _audit)
     this._lastGet = -2
+    this._next = -1 // the index the next entry will have, once one was queued here or committed from Rust
   }
 
   /** Create a new log in `dir` whose entry 0 is `{type:'init', code, filesArchiveUrl}`. */
@@ -125,8 +124,6 @@ class CallLog extends EventEmitter {
   get byteLength () { return this._core ? this._core.byteLength : 0 }
   get writable () { return this._core ? this._core.writable : false }
   get closed () { return this._core === null }
-  /** The length the log will have once every entry queued so far is durable. */
-  get queuedLength () { return this._unsettled > 0 ? this._tail : this.length }
 
   /**
    * Never commit on the JavaScript thread: for a log whose durability is awaited in Rust (a VM mounted on an RPC
@@ -134,6 +131,23 @@ class CallLog extends EventEmitter {
    */
   _commitOffThread () {
     this._inline = false
+  }
+
+  /** The index the next entry queued (here or from Rust, in order) will have: a call's Math.random seed. */
+  get _nextIndex () { return this._next < 0 ? this.length : this._next }
+
+  /** One more entry is on its way into the log (queued here, or committed from Rust by an RPC server). */
+  _countEntry () { this._next = this._nextIndex + 1 }
+
+  /** Hand the entries queued in this turn to the writer now: an entry committed from Rust must come after them. */
+  _sendQueued () {
+    if (this._batch) this._send(this._batch)
+  }
+
+  /** The error that stopped this log's commits (a failed sync, a full disk), or null; closing is not one. */
+  _failure () {
+    const failure = this._core ? this._core.failure : null
+    return failure ? fromData(failure) : null
   }
 
   /** Append one entry (any JSON value); resolves with its index once it is durable. */
@@ -156,16 +170,12 @@ class CallLog extends EventEmitter {
   /** Queue one encoded entry for the turn's commit; resolves with its index once durable. */
   _enqueueBlock (block) {
     const core = this._live()
+    this._countEntry()
     let batch = this._batch
     if (!batch) {
       batch = this._batch = { blocks: [], bytes: 0, sent: deferred(), done: false }
       turn.add(this)
-      const settled = () => { this._unsettled -= batch.blocks.length }
-      batch.sent.promise.then(settled, settled)
     }
-    if (this._unsettled === 0) this._tail = core.length
-    this._unsettled++
-    this._tail++
     const k = batch.blocks.push(block) - 1
     batch.bytes += block.length
     if (batch.blocks.length >= MAX_BATCH_ENTRIES || batch.bytes >= MAX_BATCH_BYTES) this._send(batch)
@@ -423,6 +433,22 @@ function callEntryJSON (c, argsJSON, resJSON) {
   return text + '}'
 }
 
+/**
+ * What Rust needs to write the entry `callEntryJSON` would (crates/calllog entry.rs builds the rest from the call
+ * it holds): `errJSON`, the `err` member's JSON text (undefined: none); `extraJSON`, every extra member in order as
+ * JSON text of `[[key, valueJSON], ...]` (undefined: none). Signatures, limit stops and oracle records all travel
+ * this way.
+ */
+function entryParts (c) {
+  const err = c.err === undefined || c.err === null ? undefined : toJSONText(errorName(c.err), 'err')
+  let extra
+  for (const k in c) {
+    const json = CALL_FIELDS.has(k) ? undefined : toJSONText(c[k], k)
+    if (json !== undefined) (extra || (extra = [])).push([k, json])
+  }
+  return { errJSON: err, extraJSON: extra && JSON.stringify(extra) }
+}
+
 /** `"key":json`, or '' when the value has no JSON text (JSON.stringify leaves such members out). */
 function member (key, value) {
   return raw(key, toJSONText(value, key))
@@ -466,5 +492,7 @@ function checkDir (dir) {
 function checkIndex (n, what) {
   if (!Number.isSafeInteger(n) || n < 0) throw new BadArgumentError(`${what} must be a non-negative integer`)
 }
+
+CallLog.entryParts = entryParts
 
 module.exports = CallLog

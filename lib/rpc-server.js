@@ -58,13 +58,15 @@ class RPCServer {
       // The archive only as far as the durable log accounts for: a follower never sees a write a crash rolls back.
       for (const [source, opts] of [[vm.callLog], [vm.filesArchive, { log: vm.callLog }]]) host.add(source, opts).catch((e) => debug(`not replicating ${path}: ${e.message}`))
     }
-    const reply = (ticket, outcomes, durableAt, indexes) => this._native.reply(ticket, outcomes, durableAt, indexes)
-    // A VM's replies wait in Rust for their log entries to be durable; anything else replies when it is done.
+    const reply = (ticket, outcomes) => this._native.reply(ticket, outcomes)
+    // A VM's call entries are built and committed in Rust, and its replies wait there for them to be durable;
+    // anything else replies when it is done.
     const log = typeof vm._start === 'function' ? vm.callLog._core : undefined
     if (log) vm.callLog._commitOffThread()
+    const commit = log ? (ticket, slot, ...parts) => this._native.commitCall(ticket, slot, ...parts) : undefined
     // A signed VM's calls are checked in Rust against its log's key and each caller's last sequence number there.
     const signed = vm.auth === 'signed'
-    wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm, reply), log, signed))
+    wrapNative(() => this._native.mount(path, methods, JSON.stringify(info), backend(vm, reply, commit), log, signed))
   }
 
   /** Start this server's own replication host on `hosts` (the RPC interfaces), and name it in earlier mounts. */
@@ -144,48 +146,42 @@ function exportedMethods (exports) {
 }
 
 /**
- * The function Rust calls with the calls queued at a mount (`[[methodName, paramsJson, userId], ...]`, in arrival
- * order). Each is handed to the VM's serial queue at once, so calls that arrive together share one log commit. Once
- * all have run, `reply(ticket, outcomes, durableAt)` gives Rust every ending, as JSON text: `["v", result]`, `["u"]`
- * (undefined), `["t", name, message]` (an Error) or `["x", value]` (anything else thrown); Rust sends them once the
- * log holds `durableAt` entries.
+ * The function Rust calls with the calls queued at a mount (`[[methodName, argsJSON, userId, extra?], ...]`, in
+ * arrival order; `extra`: a signed call's entry members). Each is handed to the VM's serial queue at once, so calls
+ * that arrive together share one log commit; as each runs, `commit(ticket, slot, ...)` gives Rust its outcome for
+ * the log entry, which Rust builds and commits. Once all have run, `reply(ticket, outcomes)` gives Rust every
+ * ending, as JSON text: `["v", result]`, `["u"]` (undefined), `["t", name, message]` (an Error) or `["x", value]`
+ * (anything else thrown); Rust sends them once their entries are durable.
  */
-function backend (vm, reply) {
+function backend (vm, reply, commit) {
   return (ticket, callsJson) => {
-    let durableAt = 0
-    // Signed calls (a 4th member: their entry's extra members, see crates/auth `entry_fields`) get receipts, which
-    // name each call's log index.
-    let indexes = null
     const calls = JSON.parse(callsJson)
-    const endings = calls.map(([methodName, paramsJson, userId, extra], i) => {
+    const endings = calls.map(([methodName, argsJSON, userId, extra], i) => {
       let running
       try {
-        running = start(vm, { methodName, args: JSON.parse(paramsJson), userId, extra }, paramsJson)
+        const call = { methodName, argsJSON, userId, extra }
+        if (commit) call.commit = (...parts) => commit(ticket, i, ...parts)
+        running = start(vm, call)
       } catch (e) {
         return thrown(e)
       }
       return running.then((outcome) => {
-        durableAt = Math.max(durableAt, outcome.durableAt)
-        if (extra) (indexes || (indexes = new Array(calls.length).fill(0)))[i] = outcome.durableAt - 1
-        // A failed commit reaches the caller through Rust's wait for durableAt.
-        outcome.durable.catch(() => {})
         if (outcome.threw) return thrown(outcome.value)
         // What rpc-websockets did: JSON.stringify of the reply, so `undefined` (and functions) drop the key.
         return outcome.resJSON === undefined ? '["u"]' : '["v",' + outcome.resJSON + ']'
       }).catch(thrown)
     })
-    Promise.all(endings).then((list) => reply(ticket, '[' + list.join(',') + ']', durableAt, indexes ? JSON.stringify(indexes) : undefined))
+    Promise.all(endings).then((list) => reply(ticket, '[' + list.join(',') + ']'))
   }
 }
 
-/** Start a call on a VM, or run it on anything else mounted that has `executeCall` (then durable when done). */
-function start (vm, call, paramsJson) {
-  // Parsed args are the VM's own, unless they hold a -0: JSON writes it as 0, so the method must see the 0.
-  if (typeof vm._start === 'function') return vm._start(call, !paramsJson.includes('-0'))
-  const done = { durable: Promise.resolve(), durableAt: 0 }
-  return vm.executeCall(call).then(
-    (value) => ({ ...done, threw: false, value, resJSON: JSON.stringify(value) }),
-    (value) => ({ ...done, threw: true, value }))
+/** Start a call on a VM, or run it on anything else mounted that has `executeCall`. */
+function start (vm, call) {
+  if (typeof vm._start === 'function') return vm._start(call)
+  const { methodName, argsJSON, userId } = call
+  return vm.executeCall({ methodName, args: JSON.parse(argsJSON), userId }).then(
+    (value) => ({ threw: false, value, resJSON: JSON.stringify(value) }),
+    (value) => ({ threw: true, value }))
 }
 
 function thrown (e) {

@@ -98,16 +98,16 @@ class VM extends EventEmitter {
     await this._evaluate()
     if (typeof this.exports.init === 'function') {
       const outcome = await this._start({ methodName: 'init', args: [] })
-      await outcome.durable // a storage failure always rejects
+      const index = await outcome.durable // a storage failure always rejects
       if (outcome.threw) {
         if (!restarting) {
           this._initFailed = true // tells the CLI the error came from init
           throw outcome.value
         }
-        const warning = new Error(`init threw on restart (logged as entry ${outcome.durableAt - 1}; the VM serves anyway): ${errorText(outcome.value)}`)
+        const warning = new Error(`init threw on restart (logged as entry ${index}; the VM serves anyway): ${errorText(outcome.value)}`)
         warning.name = 'InitWarning'
         warning.cause = outcome.value
-        warning.entry = outcome.durableAt - 1
+        warning.entry = index
         this.emit('warning', warning)
       }
     }
@@ -126,18 +126,18 @@ class VM extends EventEmitter {
   }
 
   /**
-   * Queue a call; resolves once it has run, before its entry is durable, with `{threw, value, resJSON, durable,
-   * durableAt}`: `resJSON` the result as logged (undefined when there is none), `durable` a promise, `durableAt`
-   * the log length that holds the entry. `argsParsed`: `args` come fresh from JSON.parse and nothing else holds
-   * them (an RPC call), so the method may have them as they are.
+   * Queue a call; resolves once it has run, before its entry is durable, with `{threw, value, resJSON, durable}`:
+   * `resJSON` the result as logged (undefined when there is none), `durable` a promise of the entry's index.
+   * `argsJSON`: the arguments as JSON text instead of `args`. `commit(filesVersion, resJSON, errJSON, extraJSON)`:
+   * the caller makes the entry and commits it (an RPC server, in Rust); `durable` is then null.
    */
-  _start ({ methodName, args = [], userId, extra } = {}, argsParsed = false) {
+  _start ({ methodName, args = [], argsJSON, userId, extra, commit } = {}) {
     // The index its entry will have (the calls queued ahead each make one): it seeds the call's Math.random.
-    const fx = { index: this.callLog ? this.callLog.queuedLength + this._ahead : 0, counted: true }
+    const fx = { index: this.callLog ? this.callLog._nextIndex + this._ahead : 0, counted: true }
     this._ahead++
-    const early = this._send(methodName, args, userId, fx)
+    const early = this._send(methodName, args, userId, argsJSON, fx)
     const uncount = () => { if (fx.counted) { fx.counted = false; this._ahead-- } }
-    const run = this._queue.push(() => this._execute(methodName, args, userId, argsParsed, early, extra, fx))
+    const run = this._queue.push(() => this._execute(methodName, args, userId, early, extra, commit, argsJSON, fx))
     run.then(uncount, uncount)
     return run
   }
@@ -147,13 +147,15 @@ class VM extends EventEmitter {
    * in order), so the thread hop overlaps with them. Returns `{argsJSON, outcome}`, or null where the call must
    * wait for its turn (no running script, or arguments that `_execute` refuses).
    */
-  _send (methodName, args, userId, fx) {
-    if (!this._sandbox || !this._sandbox.alive || this._needsRestart || !this.callLog || !Array.isArray(args)) return null
-    let argsJSON
-    try {
-      argsJSON = toJSONText(args, 'call arguments')
-    } catch (_) {
-      return null
+  _send (methodName, args, userId, argsJSON, fx) {
+    if (!this._sandbox || !this._sandbox.alive || this._needsRestart || !this.callLog) return null
+    if (argsJSON === undefined) {
+      if (!Array.isArray(args)) return null
+      try {
+        argsJSON = toJSONText(args, 'call arguments')
+      } catch (_) {
+        return null
+      }
     }
     return { argsJSON, outcome: this._sandbox.call(methodName, argsJSON, userId, fx) }
   }
@@ -273,8 +275,8 @@ class VM extends EventEmitter {
         recorded: Array.isArray(entry.oracles) ? entry.oracles : []
       }
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
-      const early = this._send(methodName, args, userId, fx)
-      const run = this._queue.push(() => this._execute(methodName, args, userId, false, early, entry.auth === undefined ? undefined : { auth: entry.auth }, fx))
+      const early = this._send(methodName, args, userId, undefined, fx)
+      const run = this._queue.push(() => this._execute(methodName, args, userId, early, entry.auth === undefined ? undefined : { auth: entry.auth }, undefined, undefined, fx))
         .then((outcome) => this._pending.track(outcome.durable), (e) => {
           if (e && e.code === 'VERIFICATION_MISMATCH' && !this._replayFailure) this._replayFailure = e
         })
@@ -373,7 +375,7 @@ class VM extends EventEmitter {
     // Deterministic mode: Math.random is seeded from the log's key and the entry index (here the last entry's, for
     // the script's load); the clock reads the last logged call time outside calls.
     const clock = this.deterministic
-      ? { seedKey: this._seedKey || this.callLog.key.toString('hex'), seedIndex: this.callLog.queuedLength - 1, time: this._lastTime }
+      ? { seedKey: this._seedKey || this.callLog.key.toString('hex'), seedIndex: this.callLog._nextIndex - 1, time: this._lastTime }
       : undefined
     const sandbox = new Sandbox({ code: this.code, limits: this.limits, files: () => this.filesArchive, apis: this._apis, clock })
     sandbox.deferFlush = this._replaying
@@ -406,7 +408,7 @@ class VM extends EventEmitter {
         }
       }
       // Sent now, at its turn: every entry ahead of it is queued, so its index is the log's queued length.
-      if (!this._replaying) fx.index = this.callLog.queuedLength
+      if (!this._replaying) fx.index = this.callLog._nextIndex
       outcome = await this._sandbox.call(methodName, argsJSON, userId, fx)
     }
     // What the call read from outside: the clock (deterministic mode) and its oracle uses.
@@ -441,20 +443,23 @@ class VM extends EventEmitter {
         // Counted ahead until its entry is queued, so that calls sent meanwhile get their entry index right.
         const fx = { counted: true }
         this._ahead++
-        const init = await this._execute('init', [], undefined, false, null, undefined, fx)
+        const init = await this._execute('init', [], undefined, null, undefined, undefined, undefined, fx)
           .finally(() => { if (fx.counted) { fx.counted = false; this._ahead-- } })
         init.durable.catch(() => {})
       }
     }
   }
 
-  async _execute (methodName, args, userId, argsParsed = false, early = null, extra = undefined, fx = {}) {
+  async _execute (methodName, args, userId, early = null, extra = undefined, commit = undefined, givenJSON = undefined, fx = {}) {
     if (!this.callLog) throw new ClosedError('VM is closed')
+    // A commit made elsewhere (Rust, for an RPC call) that failed stops the VM as a failed commit of ours does.
+    const failed = this.callLog._failure()
+    if (failed) this._stop(failed)
     if (this._stopped) throw this._stopped
-    if (!Array.isArray(args)) throw new BadArgumentError('args must be an array')
+    if (givenJSON === undefined && !Array.isArray(args)) throw new BadArgumentError('args must be an array')
     // The log keeps the arguments as they were passed, and the method sees exactly what a replay will see: that
     // text parsed (in the sandbox).
-    const argsJSON = early ? early.argsJSON : toJSONText(args, 'call arguments')
+    const argsJSON = early ? early.argsJSON : givenJSON !== undefined ? givenJSON : toJSONText(args, 'call arguments')
     let res
     let err
     let threw = false
@@ -494,7 +499,7 @@ class VM extends EventEmitter {
       entry.time = effects.time
       this._lastTime = effects.time
     }
-    if (this.deterministic && !this._replaying && stopped === undefined && fx.index !== undefined && fx.index !== this.callLog.queuedLength) entry.seed = fx.index
+    if (this.deterministic && !this._replaying && stopped === undefined && fx.index !== undefined && fx.index !== this.callLog._nextIndex) entry.seed = fx.index
     if (this._replaying && fx.index !== fx.entry) entry.seed = fx.index
     if (effects.oracles && effects.oracles.length) entry.oracles = effects.oracles
     let resJSON
@@ -507,10 +512,21 @@ class VM extends EventEmitter {
       err = e
       entry.err = e
     }
+    const value = threw ? err : res
+    if (commit) {
+      // The caller builds this entry from the arguments it holds and commits it (crates/calllog entry.rs): only
+      // the outcome crosses. Entries this VM queued before it go first.
+      const { errJSON, extraJSON } = CallLog.entryParts(entry)
+      this.callLog._sendQueued()
+      commit(entry.filesVersion, resJSON, errJSON, extraJSON)
+      this.callLog._countEntry()
+      if (fx.counted) { fx.counted = false; this._ahead-- } // its entry is queued: no longer ahead
+      return { durable: null, threw, value, resJSON }
+    }
     const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
     if (fx.counted) { fx.counted = false; this._ahead-- } // its entry is queued: no longer ahead
     durable.catch((e) => { if (e.code !== 'CLOSED') this._stop(e) })
-    return { durable, durableAt: this.callLog.queuedLength, threw, value: threw ? err : res, resJSON }
+    return { durable, threw, value, resJSON }
   }
 
   async _close () {

@@ -72,6 +72,12 @@ impl NativeLog {
         self.core.byte_length() as f64
     }
 
+    /// The error that stopped commits, as data (`lib/errors.js` `fromData`), or null.
+    #[napi(getter)]
+    pub fn failure(&self) -> Option<crate::errors::NativeError> {
+        self.core.failure().map(crate::errors::structured)
+    }
+
     #[napi(getter)]
     pub fn writable(&self) -> bool {
         self.core.writable() && !self.core.is_closed()

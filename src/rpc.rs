@@ -2,94 +2,77 @@
 //!
 //! Values cross as JSON text: JavaScript's `JSON.stringify` is exactly what rpc-websockets put on the wire
 //! (`toJSON`, dropped `undefined` keys...), and Rust never has to look inside JavaScript objects or errors.
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use libvms_ledger::SharedCore;
+use libvms_calllog::{CallLog, Ended};
 use libvms_errors::err;
-use libvms_rpc::{Backend, BoxFuture, Call, CallReply, ClientState, Outcome, RpcClient, RpcServer, ServerConfig};
+use libvms_rpc::{
+    BoxFuture, Call, CallReply, ClientState, LogTail, Outcome, Pipelined, ReplyQueue, RpcClient, RpcServer,
+    ServerConfig, Tickets, VmThread, Logged,
+};
 use napi::bindgen_prelude::FnArgs;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
-use serde_json::{Map, Value};
-use tokio::sync::{oneshot, watch, Notify};
+use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::call_log::NativeLog;
 use crate::errors::{guard, js};
 
-/// `(ticket, callsJson) => void`, where callsJson is `[[methodName, paramsJson, userId], ...]`: every call queued at
-/// the moment, handed over in order. JavaScript answers with `reply(ticket, outcomesJson, durableAt)` once every
-/// call has run (no promise crosses the boundary). Weak: a mounted VM alone never keeps Node alive (a listening server
-/// does, through `untilClosed`), and it is released when the mount's last call is done.
+/// `(ticket, callsJson) => void`, where callsJson is `[[methodName, argsJson, userId, extra?], ...]`: every call
+/// queued at the moment, handed over in order. JavaScript gives each call's entry parts with `commitCall` as it runs
+/// and answers with `reply(ticket, outcomesJson)` once every call has run (no promise crosses the boundary). Weak:
+/// a mounted VM alone never keeps Node alive (a listening server does, through `untilClosed`), and it is released
+/// when the mount's last call is done.
 type CallFn = ThreadsafeFunction<FnArgs<(u32, String)>, (), FnArgs<(u32, String)>, Status, false, true>;
 
-/// A count of things under way, and a wait for there being none.
-#[derive(Default)]
-struct InFlight {
-    count: AtomicUsize,
-    none: Notify,
-}
+/// The JavaScript thread of a mounted VM (the pipeline's policy is in crates/rpc `pipeline`).
+struct JsThread(CallFn);
 
-impl InFlight {
-    fn start(&self) {
-        self.count.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn end(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.none.notify_one();
+impl VmThread for JsThread {
+    /// The tsfn queue is FIFO and the JS function hands the calls to the VM's own serial queue at once.
+    fn hand_over(&self, ticket: u32, calls: &[Call], taken: Box<dyn FnOnce() + Send>) -> Result<(), String> {
+        let batch: Vec<Value> = calls
+            .iter()
+            .map(|c| {
+                // The arguments as JavaScript's JSON.stringify writes them: the text the script gets and the log keeps.
+                let params = libvms_calllog::js_json_args(&c.params);
+                let mut call = vec![Value::String(c.method.clone()), Value::String(params), Value::String(c.user_id.clone())];
+                // A signed call's entry gets the signature's fields.
+                if let Some(s) = &c.auth {
+                    call.push(Value::Object(libvms_auth::entry_fields(s)));
+                }
+                Value::Array(call)
+            })
+            .collect();
+        let args = FnArgs::from((ticket, Value::Array(batch).to_string()));
+        let status = self.0.call_with_return_value(args, ThreadsafeFunctionCallMode::NonBlocking, move |_, _| {
+            taken();
+            Ok(())
+        });
+        if status == Status::Ok {
+            Ok(())
+        } else {
+            Err(status.to_string())
         }
     }
-
-    async fn none(&self) {
-        while self.count.load(Ordering::Acquire) > 0 {
-            self.none.notified().await;
-        }
-    }
 }
 
-/// Hand-offs waiting for JavaScript's `reply`, by ticket; shared by every mount of one server.
-#[derive(Default)]
-struct Tickets {
-    next: AtomicU32,
-    waiting: Mutex<HashMap<u32, oneshot::Sender<Replied>>>,
-}
+/// A VM's call log: Rust appends the entries of RPC calls, and replies wait for them to be durable, without a trip
+/// through JavaScript.
+struct LogOf(CallLog);
 
-/// JavaScript's answer to one hand-off: the outcomes, and the log length that makes their entries durable.
-struct Replied {
-    outcomes: String,
-    durable_at: u64,
-    /// Each call's log index, when the hand-off held signed calls (their receipts name it).
-    indexes: Option<Vec<u64>>,
-}
-
-impl Tickets {
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u32, oneshot::Sender<Replied>>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+impl LogTail for LogOf {
+    fn append(&self, entry: Vec<u8>) -> BoxFuture<Result<u64, String>> {
+        let appended = self.0.append(vec![entry]);
+        Box::pin(async move { appended.await.map_err(|e| e.message) })
     }
 
-    fn issue(&self) -> (u32, oneshot::Receiver<Replied>) {
-        let (tx, rx) = oneshot::channel();
-        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        self.waiting().insert(ticket, tx);
-        (ticket, rx)
+    fn receipt(&self, index: u64, call: [u8; 32]) -> Option<Value> {
+        crate::auth::make_receipt(&self.0, index, call).ok()
     }
-}
-
-struct JsBackend {
-    methods: Vec<String>,
-    info: Map<String, Value>,
-    call: Arc<CallFn>,
-    /// Hand-offs queued for the JS thread and not yet taken up.
-    untaken: Arc<InFlight>,
-    tickets: Arc<Tickets>,
-    /// The VM's call log: replies wait here until their entries are durable, without a trip through JavaScript.
-    log: Option<SharedCore>,
-    /// Signed mode (crates/auth), rebuilt from the log when mounted.
-    auth: Option<libvms_rpc::MountAuth>,
 }
 
 fn internal(message: String) -> Outcome {
@@ -107,105 +90,6 @@ fn to_outcome(o: Value) -> Outcome {
         Some("t") => Outcome::Thrown { name: text(a.get(1)), message: text(a.get(2)) },
         Some("x") if a.len() == 2 => Outcome::ThrownValue(a.swap_remove(1)),
         _ => internal("Internal error: bad outcome".into()),
-    }
-}
-
-/// Signed calls' outcomes with their receipts: the log's signed head now holds their entries (durable).
-fn with_receipts(log: &SharedCore, outcomes: Vec<Outcome>, hashes: &[Option<[u8; 32]>], indexes: &[u64]) -> Vec<Outcome> {
-    let parts = outcomes.into_iter().zip(hashes).zip(indexes);
-    parts
-        .map(|((o, h), &i)| match h.map(|h| crate::auth::make_receipt(log, i, h)) {
-            Some(Ok(r)) => Outcome::WithReceipt(Box::new(o), r),
-            _ => o,
-        })
-        .collect()
-}
-
-impl Backend for JsBackend {
-    fn methods(&self) -> Vec<String> {
-        self.methods.clone()
-    }
-
-    fn info(&self) -> Map<String, Value> {
-        self.info.clone()
-    }
-
-    fn auth(&self) -> Option<libvms_rpc::MountAuth> {
-        self.auth.clone()
-    }
-
-    fn call(&self, call: Call) -> BoxFuture<Outcome> {
-        let many = self.call_many(vec![call]);
-        Box::pin(async move { many.await.into_iter().next().unwrap_or_else(|| internal("Internal error: no outcome".into())) })
-    }
-
-    /// Queues the calls on the JS thread before returning (the tsfn queue is FIFO and the JS function hands them to
-    /// the VM's own serial queue at once), so calls reach the VM in arrival order even though the server does not
-    /// wait for one to finish before dispatching the next; calls handed over together share one log commit.
-    fn call_many(&self, calls: Vec<Call>) -> BoxFuture<Vec<Outcome>> {
-        let n = calls.len();
-        // A signed call's receipt names it by hash; its entry gets the signature's fields.
-        let log_key = self.auth.as_ref().map(|a| a.log_key);
-        let hashes: Vec<Option<[u8; 32]>> = calls
-            .iter()
-            .map(|c| c.auth.as_ref().zip(log_key).and_then(|(s, k)| s.hash(&k, &c.method, &c.params).ok()))
-            .collect();
-        let batch: Vec<Value> = calls
-            .into_iter()
-            .map(|c| {
-                let params = serde_json::to_string(&c.params).unwrap_or_else(|_| "[]".into());
-                let mut call = vec![Value::String(c.method), Value::String(params), Value::String(c.user_id)];
-                if let Some(s) = &c.auth {
-                    call.push(Value::Object(libvms_auth::entry_fields(s)));
-                }
-                Value::Array(call)
-            })
-            .collect();
-        let (ticket, rx) = self.tickets.issue();
-        let args = FnArgs::from((ticket, Value::Array(batch).to_string()));
-        let untaken = self.untaken.clone();
-        untaken.start();
-        let status = self.call.call_with_return_value(args, ThreadsafeFunctionCallMode::NonBlocking, move |_, _| {
-            untaken.end();
-            Ok(())
-        });
-        let log = self.log.clone();
-        if status != Status::Ok {
-            self.untaken.end();
-            self.tickets.waiting().remove(&ticket);
-        }
-        Box::pin(async move {
-            let failed = |why: &str| (0..n).map(|_| internal(why.to_owned())).collect::<Vec<_>>();
-            if status != Status::Ok {
-                return failed(&format!("Internal error: the VM is gone ({status})"));
-            }
-            // JavaScript always replies; the sender is dropped only if it is gone (Node exiting).
-            let Ok(Replied { outcomes, durable_at, indexes }) = rx.await else { return failed("Internal error: the VM is gone") };
-            if let Some(log) = &log {
-                if let Err(e) = log.wait_durable(durable_at).await {
-                    return failed(&format!("Internal error: the call log failed: {}", e.message));
-                }
-            }
-            let outcomes: Vec<Outcome> = match serde_json::from_str::<Vec<Value>>(&outcomes) {
-                Ok(outcomes) if outcomes.len() == n => outcomes.into_iter().map(to_outcome).collect(),
-                _ => return failed("Internal error: bad outcomes"),
-            };
-            match (&log, indexes) {
-                (Some(log), Some(indexes)) if indexes.len() == n => with_receipts(log, outcomes, &hashes, &indexes),
-                _ => outcomes,
-            }
-        })
-    }
-
-    fn pipelined(&self) -> bool {
-        true
-    }
-
-    /// Once the JS thread has taken up the last hand-off: while it is busy, calls gather into the next one (one
-    /// thread-safe call, one JSON text and one reply for all of them instead of one each).
-    fn ready(&self) -> BoxFuture<()> {
-        let untaken = self.untaken.clone();
-        Box::pin(async move { untaken.none().await })
     }
 }
 
@@ -312,26 +196,51 @@ impl NativeRpcServer {
                 Ok(Value::Object(m)) => m,
                 _ => return Err(err::bad_argument("info must be a JSON object")),
             };
-            let (tickets, log) = (self.tickets.clone(), log.map(|l| l.core.core().clone()));
+            let log = log.map(|l| l.core.clone());
             // Signed mode: each caller's last sequence number comes from the log, so replays fail after restarts.
             let auth = match (&log, signed.unwrap_or(false)) {
                 (Some(core), true) => Some(crate::auth::mount_auth(core)?),
                 (None, true) => return Err(err::bad_argument("a signed VM is mounted with its call log")),
                 _ => None,
             };
-            let backend = JsBackend { methods, info, call: Arc::new(call), untaken: Arc::default(), tickets, log, auth };
+            let mut backend = Pipelined::new(Box::new(JsThread(call)), self.tickets.clone());
+            backend.methods = methods;
+            backend.info = info;
+            backend.auth = auth;
+            backend.log = log.map(|l| Arc::new(LogOf(l)) as Arc<dyn LogTail>);
             self.server.mount(&path, Arc::new(backend))
         })
     }
 
-    /// The outcomes of the calls handed over with `ticket` (a JSON array, one per call, in order; see
-    /// `to_outcome`), sent once the mounted log holds `durableAt` entries durably.
+    /// Call `slot` of hand-off `ticket` has run: Rust builds its log entry from the call it holds and this outcome
+    /// (`resJson` the result's text, or `errJson` the error's name as JSON text; `extraJson` `[[key, valueJson],
+    /// ...]`, members after `result`), and queues it for the log's next group commit, in call order.
     #[napi]
-    pub fn reply(&self, ticket: u32, outcomes_json: String, durable_at: f64, indexes_json: Option<String>) {
-        if let Some(tx) = self.tickets.waiting().remove(&ticket) {
-            let indexes = indexes_json.and_then(|t| serde_json::from_str::<Vec<u64>>(&t).ok());
-            let _ = tx.send(Replied { outcomes: outcomes_json, durable_at: durable_at.max(0.0) as u64, indexes });
-        }
+    pub fn commit_call(
+        &self,
+        ticket: u32,
+        slot: u32,
+        files_version: f64,
+        res_json: Option<String>,
+        err_json: Option<String>,
+        extra_json: Option<String>,
+    ) {
+        let ended = match (res_json, err_json) {
+            (_, Some(err)) => Ended::Threw(err),
+            (Some(res), None) => Ended::Value(res),
+            (None, None) => Ended::Undefined,
+        };
+        let extra = extra_json.and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok()).unwrap_or_default();
+        let logged = Logged { files_version: files_version.max(0.0) as u64, ended, extra };
+        self.tickets.commit(ticket, slot as usize, logged);
+    }
+
+    /// The outcomes of the calls handed over with `ticket` (a JSON array, one per call, in order; see `to_outcome`),
+    /// sent once their entries are durable.
+    #[napi]
+    pub fn reply(&self, ticket: u32, outcomes_json: String) {
+        let outcomes = serde_json::from_str::<Vec<Value>>(&outcomes_json).ok().map(|o| o.into_iter().map(to_outcome).collect());
+        self.tickets.answer(ticket, outcomes);
     }
 
     #[napi(catch_unwind)]
@@ -418,7 +327,7 @@ pub struct CloseEvent {
 #[napi]
 pub struct NativeRpcClient {
     client: Arc<RpcClient>,
-    replies: Arc<ReplyQueue>,
+    replies: Arc<ReplyQueue<ClientReply>>,
 }
 
 /// Called (with no arguments) when replies are waiting: JavaScript then takes them all with `takeReplies()`.
@@ -436,49 +345,15 @@ pub struct ClientReply {
     pub receipt: Option<String>,
 }
 
-/// Replies collected on tokio threads until JavaScript takes them: a burst of replies costs one wake-up of the
-/// JS thread, and no call needs a promise (and its thread-safe function) of its own across the boundary.
-struct ReplyQueue {
-    ready: Mutex<Vec<ClientReply>>,
-    /// Dropped (releasing Node) once the connection has ended and every call has been answered.
-    wake: Mutex<Option<WakeFn>>,
-    /// Calls whose reply has not been queued yet.
-    outstanding: InFlight,
-}
-
-impl ReplyQueue {
-    fn push(&self, reply: ClientReply) {
-        let first = {
-            let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-            ready.push(reply);
-            ready.len() == 1
-        };
-        if first {
-            if let Some(wake) = self.wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-            }
-        }
-    }
-
-    /// Once the connection has ended: wait until every call is answered (pending ones fail with Closed at once),
-    /// then drop `wake`, so a closed client never keeps Node alive.
-    async fn finish(&self) {
-        self.outstanding.none().await;
-        self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
-    }
-}
-
 /// Open a WebSocket to `url` (as `user`, when given) without the handshake. `wake` is called when call replies
 /// are waiting (see `takeReplies`).
 #[napi]
 pub async fn rpc_open(url: String, user: Option<String>, timeout_ms: f64, wake: WakeFn) -> napi::Result<NativeRpcClient> {
     let timeout = js(ms(timeout_ms, "timeout"))?;
     let client = Arc::new(js(RpcClient::open(&url, user.as_deref(), timeout).await)?);
-    let replies = Arc::new(ReplyQueue {
-        ready: Mutex::new(Vec::new()),
-        wake: Mutex::new(Some(wake)),
-        outstanding: InFlight::default(),
-    });
+    let replies = Arc::new(ReplyQueue::new(move || {
+        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }));
     Ok(NativeRpcClient { client, replies })
 }
 
@@ -507,7 +382,7 @@ impl NativeRpcClient {
         let timeout = Some(js(ms(timeout_ms, "timeout"))?).filter(|t| !t.is_zero());
         let reply = self.client.start_signed_call(&method, params, timeout);
         let replies = self.replies.clone();
-        replies.outstanding.start();
+        replies.expect();
         napi::bindgen_prelude::spawn(async move {
             let reply = match reply.await {
                 Ok((r, receipt)) => {
@@ -516,8 +391,7 @@ impl NativeRpcClient {
                 }
                 Err(e) => ClientReply { token, ok: false, json: None, error: Some(crate::errors::structured(e)), receipt: None },
             };
-            replies.push(reply);
-            replies.outstanding.end();
+            replies.answer(reply);
         });
         Ok(())
     }
@@ -525,7 +399,7 @@ impl NativeRpcClient {
     /// Every reply that has arrived since the last take, in arrival order.
     #[napi]
     pub fn take_replies(&self) -> Vec<ClientReply> {
-        std::mem::take(&mut *self.replies.ready.lock().unwrap_or_else(|p| p.into_inner()))
+        self.replies.take()
     }
 
     /// The handshake result as JSON (`null` before it).

@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod canonical;
+mod entry;
 mod shared;
 
 pub use canonical::canonical_json;
+pub use entry::{js_json_args, js_number, CallEntry, Ended};
 pub use shared::CallLog;

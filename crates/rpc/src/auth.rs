@@ -9,8 +9,6 @@ use libvms_auth::call::CallError;
 use libvms_auth::SignedCall;
 use serde_json::Value;
 
-use crate::queue::Job;
-
 /// JSON-RPC error code of a refused signed call (`message` "Unauthorized", `data` says why).
 pub const AUTH_REFUSED: i64 = -32010;
 pub const AUTH_MESSAGE: &str = "Unauthorized";
@@ -42,11 +40,10 @@ impl Guard {
         Ok(signed)
     }
 
-    /// Queue a verified call's job with `push`, if its sequence number exceeds its caller's last one; the number
-    /// counts as used once queued. Checked and counted under one lock, so two connections cannot both use it.
-    pub(crate) fn sequence(&self, job: Job, push: impl FnOnce(Job) -> Result<(), Job>) -> Result<(), (Job, Option<CallError>)> {
-        let Some(signed) = job.call.auth.as_ref() else { return Err((job, Some(CallError::Unsigned))) };
-        let (key, seq) = (signed.key, signed.seq);
+    /// Queue the job of a verified call by `key` with `push`, if its sequence number `seq` exceeds its caller's
+    /// last one; the number counts as used once queued. Checked and counted under one lock, so two connections
+    /// cannot both use it.
+    pub(crate) fn sequence<J>(&self, key: [u8; 32], seq: u64, job: J, push: impl FnOnce(J) -> Result<(), J>) -> Result<(), (J, Option<CallError>)> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let prev = last.get(&key).copied().unwrap_or(0);
         if seq <= prev {

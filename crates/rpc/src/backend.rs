@@ -52,24 +52,29 @@ pub trait Backend: Send + Sync + 'static {
     fn auth(&self) -> Option<crate::auth::MountAuth> {
         None
     }
-    /// Execute one call. The server runs at most one at a time per mount, in arrival order (unless `pipelined`).
+    /// Execute one call. With the defaults below the server runs one call at a time per mount, in arrival order.
     fn call(&self, call: Call) -> BoxFuture<Outcome>;
-    /// True when `call` hands the call over to the backend before it returns, and the backend itself executes
-    /// calls one at a time in the order it received them (a JS VM's queue). The server then dispatches the next
-    /// call without waiting for this one's outcome, so the outcomes' slow tail (making the log entry durable)
-    /// overlaps and calls share a group commit.
-    fn pipelined(&self) -> bool {
-        false
+    /// Most calls the server hands over at once (see `call_many`). Default: one.
+    fn max_handoff(&self) -> usize {
+        1
     }
-    /// For a pipelined backend: resolves when another hand-off is welcome (say, once the last one has been taken
-    /// up). Calls arriving meanwhile wait in the queue and go over together. Default: at once.
-    fn ready(&self) -> BoxFuture<()> {
-        Box::pin(async {})
+    /// Resolves when the next hand-off is welcome; calls arriving meanwhile wait in the queue and go over together.
+    /// `answered` resolves once every earlier hand-off is answered. Default: that, so calls run one at a time. A
+    /// backend that takes calls into its own serial queue (a JS VM) resolves as soon as it has taken the last
+    /// hand-off: the outcomes' slow tail (making log entries durable) then overlaps and calls share a group commit.
+    fn ready(&self, answered: BoxFuture<()>) -> BoxFuture<()> {
+        answered
     }
-    /// Hand several calls over at once, in order (a pipelined backend gets every call queued at that moment, so
-    /// they can share one log commit). Resolves with their outcomes in the same order.
+    /// Hand several calls over at once, in order. Resolves with their outcomes in the same order. Default: `call`
+    /// for each, one after the other.
     fn call_many(&self, calls: Vec<Call>) -> BoxFuture<Vec<Outcome>> {
         let started: Vec<BoxFuture<Outcome>> = calls.into_iter().map(|c| self.call(c)).collect();
-        Box::pin(futures_util::future::join_all(started))
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(started.len());
+            for f in started {
+                outcomes.push(f.await);
+            }
+            outcomes
+        })
     }
 }

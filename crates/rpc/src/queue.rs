@@ -1,14 +1,15 @@
-//! The FIFO of one mount: calls from every connection run one at a time, in arrival order.
+//! The FIFO of one mount: calls from every connection reach its backend in arrival order, and their replies leave
+//! in that order.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
-use crate::backend::{Backend, Call, Outcome};
-use crate::conn::Reply;
+use crate::backend::{Backend, BoxFuture, Call, Outcome};
+use crate::reply::Reply;
 
 /// Most calls handed to a pipelined backend at once.
 const MAX_HANDOFF: usize = 256;
@@ -60,53 +61,59 @@ impl Queue {
     }
 }
 
-/// Run the queue's calls one by one until every sender is gone and the queue is empty. A pipelined backend gets
-/// the next call as soon as it has taken this one; its calls count against the bound until they finish.
+/// Run the queue's calls until every sender is gone and the queue is empty. One way for every backend: once it is
+/// ready, everything queued (up to its `max_handoff`) goes over in one hand-off, and each hand-off is answered after
+/// the one before it, so replies leave in the order the calls ran. A call counts against the bound until answered.
 pub(crate) async fn run(mut w: Worker) {
-    // Outcomes of several hand-offs can be ready at once (one log commit makes them all durable): each hand-off
-    // answers only after the one before it, so replies leave in the order the calls ran.
-    let mut answered_before: Option<oneshot::Receiver<()>> = None;
+    let limit = w.backend.max_handoff().clamp(1, MAX_HANDOFF);
+    // How many hand-offs are answered: a hand-off waits for its predecessor's number before answering, and a serial
+    // backend's `ready` waits for the last one's.
+    let answered = Arc::new(watch::Sender::new(0u64));
+    let mut handed = 0u64;
     while let Some(job) = w.rx.recv().await {
-        let (backend, call) = (&w.backend, job.call);
-        if backend.pipelined() {
-            // Everything queued by the time the backend is ready goes over in one hand-off, in order.
-            AssertUnwindSafe(backend.ready()).catch_unwind().await.ok();
-            let (mut calls, mut replies) = (vec![call], vec![job.reply]);
-            while calls.len() < MAX_HANDOFF {
-                match w.rx.try_recv() {
-                    Ok(next) => {
-                        calls.push(next.call);
-                        replies.push(next.reply);
-                    }
-                    Err(_) => break,
+        let backend = &w.backend;
+        let previous = until_answered(&answered, handed);
+        AssertUnwindSafe(backend.ready(previous)).catch_unwind().await.ok();
+        let (mut calls, mut replies) = (vec![job.call], vec![job.reply]);
+        while calls.len() < limit {
+            match w.rx.try_recv() {
+                Ok(next) => {
+                    calls.push(next.call);
+                    replies.push(next.reply);
                 }
+                Err(_) => break,
             }
-            let started = std::panic::catch_unwind(AssertUnwindSafe(|| backend.call_many(calls)));
-            let waiting = w.waiting.clone();
-            let (answered, next) = oneshot::channel();
-            let before = answered_before.replace(next);
-            tokio::spawn(async move {
-                let mut outcomes = match started {
-                    Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_default(),
-                    Err(_) => Vec::new(),
-                }
-                .into_iter();
-                if let Some(before) = before {
-                    let _ = before.await;
-                }
-                for reply in replies {
-                    waiting.fetch_sub(1, Ordering::AcqRel);
-                    reply.outcome(outcomes.next().unwrap_or_else(internal_error));
-                }
-                let _ = answered.send(());
-            });
-            continue;
         }
-        // A panicking backend must not stop the queue: the call is answered as an internal error.
-        let outcome = AssertUnwindSafe(async move { backend.call(call).await }).catch_unwind().await.unwrap_or_else(|_| internal_error());
-        w.waiting.fetch_sub(1, Ordering::AcqRel);
-        job.reply.outcome(outcome);
+        // A panicking backend must not stop the queue: its calls are answered as internal errors.
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| backend.call_many(calls)));
+        let (waiting, answered) = (w.waiting.clone(), answered.clone());
+        let before = until_answered(&answered, handed);
+        handed += 1;
+        let mine = handed;
+        tokio::spawn(async move {
+            let mut outcomes = match started {
+                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+            .into_iter();
+            before.await;
+            for reply in replies {
+                waiting.fetch_sub(1, Ordering::AcqRel);
+                reply.outcome(outcomes.next().unwrap_or_else(internal_error));
+            }
+            answered.send_modify(|a| *a = (*a).max(mine));
+        });
     }
+    // The mount's worker ends (and the server's close may resolve) only once every accepted call is answered.
+    until_answered(&answered, handed).await;
+}
+
+/// Resolves once `n` hand-offs are answered.
+fn until_answered(answered: &watch::Sender<u64>, n: u64) -> BoxFuture<()> {
+    let mut rx = answered.subscribe();
+    Box::pin(async move {
+        let _ = rx.wait_for(|&a| a >= n).await;
+    })
 }
 
 fn internal_error() -> Outcome {

@@ -435,8 +435,12 @@ impl Backend for OutOfOrder {
     fn call(&self, call: Call) -> BoxFuture<Outcome> {
         Vm(self.0.clone()).call(call)
     }
-    fn pipelined(&self) -> bool {
-        true
+    fn max_handoff(&self) -> usize {
+        256
+    }
+    // Welcome a hand-off at once, as a VM that queues calls on its own thread does.
+    fn ready(&self, _answered: BoxFuture<()>) -> BoxFuture<()> {
+        Box::pin(async {})
     }
 }
 
