@@ -19,7 +19,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
  */
 async function follow ({ log, replica, head, filesUrl, dir, timeout, steps, report, interrupt, versionNamedAt, swarm }) {
   // The host's archive as it grows (the first audit's copy is a fixed snapshot). Peers are those the fetch used.
-  const live = new DatArchive(filesUrl, { localPath: path.join(dir, 'files-live'), timeout, live: true, ...swarm })
+  const live = new DatArchive(filesUrl, { localPath: path.join(dir, 'files-live'), timeout, live: true, sparse: false, ...swarm })
   try {
     await live.ready()
     let held = head
