@@ -13,10 +13,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 use crate::core_handle::ReplCore;
-use crate::link::{Gauge, Incoming, Link};
+use crate::link::{Incoming, Link};
 use crate::messages::{Data, Message, Request, Sync};
 use crate::mux::{self, Frame};
-use crate::stream::{self, StreamInfo, Writer};
+use crate::stream::{self, StreamInfo};
+
+mod channel;
+mod io;
+
+use channel::{Channel, Pending};
+use io::{Inbox, Out};
 
 pub const PROTOCOL: &str = "hypercore/alpha";
 const PROTOCOL_ALIAS: &str = "hypercore";
@@ -48,223 +54,9 @@ pub struct SessionOptions {
     pub follow: Option<watch::Receiver<Vec<ReplCore>>>,
 }
 
-/// Where a session's messages go: encrypted onto a byte stream it owns, or as plaintext to the
-/// holder of a `Link`, which encrypts them (and keeps its stream alive itself).
-enum Out<W> {
-    Stream(Writer<W>),
-    Link { tx: mpsc::Sender<Vec<Vec<u8>>>, buf: Vec<Vec<u8>>, bytes: usize },
-}
-
-impl<W: AsyncWrite + Unpin> Out<W> {
-    fn queue(&mut self, msg: Vec<u8>) -> Result<()> {
-        match self {
-            Out::Stream(w) => w.queue(&msg),
-            Out::Link { buf, bytes, .. } => {
-                if !msg.is_empty() {
-                    *bytes += msg.len();
-                    buf.push(msg);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn pending(&self) -> usize {
-        match self {
-            Out::Stream(w) => w.pending(),
-            Out::Link { bytes, .. } => *bytes,
-        }
-    }
-
-    /// Waits while the holder has not taken the earlier batches (its stream's backpressure).
-    async fn flush(&mut self) -> Result<()> {
-        match self {
-            Out::Stream(w) => w.flush().await,
-            Out::Link { tx, buf, bytes } => {
-                if buf.is_empty() {
-                    return Ok(());
-                }
-                *bytes = 0;
-                tx.send(std::mem::take(buf)).await.map_err(|_| err::connection("stream closed"))
-            }
-        }
-    }
-
-    async fn shutdown(&mut self) {
-        match self {
-            Out::Stream(w) => w.shutdown().await,
-            Out::Link { .. } => {
-                // What is queued still goes out; dropping the sender then tells the holder to close.
-                let _ = self.flush().await;
-            }
-        }
-    }
-}
-
-/// Received plaintext messages, with the holder's byte gauge for a link.
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<Incoming>,
-    gauge: Option<Arc<Gauge>>,
-}
-
-impl Inbox {
-    fn took(&self, m: &Incoming) {
-        if let (Some(g), Ok(Some(b))) = (&self.gauge, m) {
-            g.sub(b.len());
-        }
-    }
-
-    async fn recv(&mut self) -> Option<Incoming> {
-        let m = self.rx.recv().await;
-        if let Some(m) = &m {
-            self.took(m);
-        }
-        m
-    }
-
-    fn try_recv(&mut self) -> Option<Incoming> {
-        let m = self.rx.try_recv().ok();
-        if let Some(m) = &m {
-            self.took(m);
-        }
-        m
-    }
-}
-
 /// Whether an error means the peer sent something false (drop it for good) rather than failed.
 pub fn is_peer_fault(e: &Error) -> bool {
     matches!(e.code, ErrorCode::VerificationFailed | ErrorCode::InvalidProof | ErrorCode::InvalidSignature)
-}
-
-#[derive(Default)]
-struct Remote {
-    sync: Option<Sync>,
-    /// Sorted, disjoint [start, end) runs the peer said it has.
-    has: Vec<(u64, u64)>,
-}
-
-impl Remote {
-    fn add(&mut self, start: u64, end: u64) {
-        if start >= end {
-            return;
-        }
-        self.has.push((start, end));
-        self.has.sort_unstable();
-        let mut out: Vec<(u64, u64)> = Vec::with_capacity(self.has.len());
-        for &(s, e) in &self.has {
-            match out.last_mut() {
-                Some(l) if s <= l.1 => l.1 = l.1.max(e),
-                _ => out.push((s, e)),
-            }
-        }
-        self.has = out;
-    }
-
-    fn remove(&mut self, i: u64) {
-        let mut out = Vec::with_capacity(self.has.len() + 1);
-        for &(s, e) in &self.has {
-            if i < s || i >= e {
-                out.push((s, e));
-                continue;
-            }
-            if s < i {
-                out.push((s, i));
-            }
-            if i + 1 < e {
-                out.push((i + 1, e));
-            }
-        }
-        self.has = out;
-    }
-
-    fn has(&self, i: u64) -> bool {
-        let p = self.has.partition_point(|r| r.1 <= i);
-        p < self.has.len() && self.has[p].0 <= i
-    }
-}
-
-enum Pending {
-    Block(u64),
-    Upgrade,
-}
-
-struct Channel {
-    local_id: u64,
-    remote_id: Option<u64>,
-    core: ReplCore,
-    remote: Remote,
-    inflight: HashMap<u64, Pending>,
-    next_id: u64,
-    upgrade_inflight: bool,
-    /// First index that may still be missing (everything below is held).
-    scan_from: u64,
-    /// What we last told the peer: our length and how far our contiguous range went.
-    sent_length: Option<u64>,
-    sent_contig: u64,
-    sent_want: bool,
-    /// Block answers read but not stored yet: stored together (`apply_blocks`) before the next requests.
-    received: Vec<Data>,
-}
-
-impl Channel {
-    fn new(local_id: u64, core: ReplCore) -> Channel {
-        Channel {
-            local_id,
-            remote_id: None,
-            core,
-            remote: Remote::default(),
-            inflight: HashMap::new(),
-            next_id: 1,
-            upgrade_inflight: false,
-            scan_from: 0,
-            sent_length: None,
-            sent_contig: 0,
-            sent_want: false,
-            received: Vec::new(),
-        }
-    }
-
-    fn open(&self) -> bool {
-        self.remote_id.is_some()
-    }
-
-    fn id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
-    fn release_all(&mut self) {
-        for (_, p) in self.inflight.drain() {
-            if let Pending::Block(i) = p {
-                self.core.release(i);
-            }
-        }
-        self.upgrade_inflight = false;
-        for d in self.received.drain(..) {
-            if let Some(b) = &d.proof.block {
-                self.core.release(b.index);
-            }
-        }
-    }
-
-    /// Verify and store the block answers received since the last call, all in one ledger batch.
-    /// Their claims are released afterwards, so no other session asks for them meanwhile.
-    fn apply_received(&mut self) -> Result<()> {
-        if self.received.is_empty() {
-            return Ok(());
-        }
-        let received = std::mem::take(&mut self.received);
-        let res = self.core.with(|c| c.apply_blocks(&received.iter().map(|d| &d.proof).collect::<Vec<_>>()));
-        for d in &received {
-            if let Some(b) = &d.proof.block {
-                self.core.release(b.index);
-            }
-        }
-        res?;
-        self.core.refresh()?;
-        Ok(())
-    }
 }
 
 /// Channel messages queued in one turn go out as protomux batches of about this many bytes: one
