@@ -1,22 +1,21 @@
 //! `NativeDrive`: the files archive behind `lib/dat-archive.js`. Work runs on the blocking pool (each write syncs);
 //! versions are libvms's (writes so far: 1 after the `/dat.json` of create), one less than Hyperdrive's.
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::Arc;
 
 use libvms_archive::bee::ChangeType;
 use libvms_archive::disk::{self, DiskDrive};
-use libvms_archive::content_diff;
+use libvms_archive::{content_diff, SharedDrive};
 use libvms_errors::{err, Result};
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
 use crate::errors::{blocking, guard, js_index};
 
-type Shared = Arc<Mutex<Option<DiskDrive>>>;
 
 #[napi]
 pub struct NativeDrive {
-    pub(crate) drive: Shared,
+    pub(crate) drive: SharedDrive,
     key: [u8; 32],
     /// For a fetched archive: the sessions that keep it following its peers, ended by `close`.
     following: Option<Arc<libvms_replicate::Fetch>>,
@@ -68,27 +67,6 @@ fn key_from_hex(hex: &str) -> Result<[u8; 32]> {
     Ok(key)
 }
 
-fn with<R>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Result<R> {
-    match drive.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        Some(d) => f(d),
-        None => Err(err::closed("archive is closed")),
-    }
-}
-
-/// Run `f` now on the calling (JS) thread, or return None when a worker holds the drive (a write in progress):
-/// the caller then takes the async path instead of blocking the event loop on that write's syncs.
-fn try_with<R>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Result<Option<R>> {
-    let mut g = match drive.try_lock() {
-        Ok(g) => g,
-        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(TryLockError::WouldBlock) => return Ok(None),
-    };
-    match g.as_mut() {
-        Some(d) => f(d).map(Some),
-        None => Err(err::closed("archive is closed")),
-    }
-}
-
 fn drive_stat(s: libvms_archive::drive::Stat) -> DriveStat {
     DriveStat {
         is_dir: s.is_dir,
@@ -101,9 +79,9 @@ fn drive_stat(s: libvms_archive::drive::Stat) -> DriveStat {
 }
 
 /// Run `f` on the drive on the blocking pool, catching panics.
-async fn run<R: Send + 'static>(drive: &Shared, f: impl FnOnce(&mut DiskDrive) -> Result<R> + Send + 'static) -> napi::Result<R> {
+async fn run<R: Send + 'static>(drive: &SharedDrive, f: impl FnOnce(&mut DiskDrive) -> Result<R> + Send + 'static) -> napi::Result<R> {
     let drive = drive.clone();
-    blocking(move || with(&drive, f)).await
+    blocking(move || drive.with(f)).await
 }
 
 /// Hyperdrive's version (max(1, metadata length)) as libvms counts: writes so far.
@@ -113,7 +91,7 @@ fn version_of(d: &DiskDrive) -> f64 {
 
 impl NativeDrive {
     pub(crate) fn wrap(drive: DiskDrive, key: [u8; 32]) -> NativeDrive {
-        NativeDrive { drive: Arc::new(Mutex::new(Some(drive))), key, following: None, sparse: None }
+        NativeDrive { drive: SharedDrive::new(drive), key, following: None, sparse: None }
     }
 
     /// A fetched archive that keeps following its peers until closed.
@@ -159,12 +137,12 @@ impl NativeDrive {
 
     #[napi(getter, catch_unwind)]
     pub fn version(&self) -> napi::Result<f64> {
-        guard(|| with(&self.drive, |d| Ok(version_of(d))))
+        guard(|| self.drive.with(|d| Ok(version_of(d))))
     }
 
     #[napi(getter)]
     pub fn writable(&self) -> bool {
-        with(&self.drive, |d| Ok(d.is_writable())).unwrap_or(false)
+        self.drive.with(|d| Ok(d.is_writable())).unwrap_or(false)
     }
 
     #[napi]
@@ -177,7 +155,7 @@ impl NativeDrive {
     /// hops of `writeFile`. Null when the drive is busy (another write in progress): use `writeFile` then.
     #[napi(catch_unwind)]
     pub fn write_small_file(&self, path: String, data: Buffer) -> napi::Result<Option<f64>> {
-        guard(|| try_with(&self.drive, |d| d.write_file(&path, &data).map(|_| version_of(d))))
+        guard(|| self.drive.try_with(|d| d.write_file(&path, &data).map(|_| version_of(d))))
     }
 
     #[napi]
@@ -191,7 +169,7 @@ impl NativeDrive {
     pub fn read_small_file(&self, path: String, max_bytes: f64) -> napi::Result<Option<Buffer>> {
         guard(|| {
             let max = js_index(max_bytes, "maxBytes")?;
-            Ok(try_with(&self.drive, |d| d.read_file_if_small(&path, max))?.flatten().map(Buffer::from))
+            Ok(self.drive.try_with(|d| d.read_file_if_small(&path, max))?.flatten().map(Buffer::from))
         })
     }
 
@@ -203,7 +181,7 @@ impl NativeDrive {
     /// Synchronous `stat` (one tree lookup); null when the drive is busy: use `stat` then.
     #[napi(catch_unwind)]
     pub fn stat_now(&self, path: String) -> napi::Result<Option<DriveStat>> {
-        guard(|| Ok(try_with(&self.drive, |d| d.stat(&path))?.map(drive_stat)))
+        guard(|| Ok(self.drive.try_with(|d| d.stat(&path))?.map(drive_stat)))
     }
 
     #[napi]
@@ -275,7 +253,7 @@ impl NativeDrive {
     /// signed tree), as `CODE: message`, or null: a call met it even if the script caught the error.
     #[napi(catch_unwind)]
     pub fn storage_failure(&self) -> napi::Result<Option<crate::errors::NativeError>> {
-        guard(|| with(&self.drive, |d| Ok(d.bee().store().failure().or_else(|| d.content().failure()).map(crate::errors::structured))))
+        guard(|| self.drive.with(|d| Ok(d.bee().store().failure().or_else(|| d.content().failure()).map(crate::errors::structured))))
     }
 
     /// A read-only view at libvms version `version`.
@@ -283,7 +261,7 @@ impl NativeDrive {
     pub fn checkout(&self, version: f64) -> napi::Result<NativeDrive> {
         guard(|| {
             let v = js_index(version, "version")?;
-            let view = with(&self.drive, |d| {
+            let view = self.drive.with(|d| {
                 if v > d.version().saturating_sub(1) {
                     return Err(err::bad_argument(format!("version {v} is in the future")));
                 }
@@ -309,13 +287,13 @@ impl NativeDrive {
     #[napi]
     pub async fn diff(a: &NativeDrive, b: &NativeDrive) -> napi::Result<DriveDiff> {
         let (a, b) = (a.drive.clone(), b.drive.clone());
-        let same = Arc::ptr_eq(&a, &b);
+        let same = a.is_same(&b);
         blocking(move || {
             if same {
                 return Ok(DriveDiff { added: vec![], removed: vec![], changed: vec![] });
             }
-            with(&a, |da| {
-                with(&b, |db| {
+            a.with(|da| {
+                b.with(|db| {
                     let shared = da.content().key() == db.content().key();
                     let d = content_diff(da, db, shared)?;
                     Ok(DriveDiff { added: d.added, removed: d.removed, changed: d.changed })
@@ -346,7 +324,7 @@ impl NativeDrive {
         guard(|| {
             let (mh, ml, ch, cl) = match &self.sparse {
                 Some(s) => s.held()?,
-                None => with(&self.drive, |d| {
+                None => self.drive.with(|d| {
                     let count = |s: &libvms_ledger::SharedCore| s.with(|c| Ok(((0..c.length()).filter(|&i| c.has(i)).count() as u64, c.length())));
                     let (mh, ml) = count(d.bee().store())?;
                     let (ch, cl) = count(d.content())?;
@@ -364,17 +342,7 @@ impl NativeDrive {
             f.close().await;
         }
         let drive = self.drive.clone();
-        blocking(move || {
-            let taken = drive.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match taken {
-                Some(mut d) => {
-                    d.bee().store().close()?;
-                    d.content().close()
-                }
-                None => Ok(()),
-            }
-        })
-        .await
+        blocking(move || drive.close()).await
     }
 }
 

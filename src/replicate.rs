@@ -68,11 +68,7 @@ impl NativeHost {
     #[napi(catch_unwind)]
     pub fn add_drive(&self, drive: &NativeDrive, log: Option<&NativeLog>) -> napi::Result<Vec<Buffer>> {
         guard(|| {
-            let cores = {
-                let mut g = drive.drive.lock().unwrap_or_else(|p| p.into_inner());
-                let d = g.as_mut().ok_or_else(|| err::closed("archive is closed"))?;
-                [ReplCore::from_shared(d.bee().store().clone())?, ReplCore::from_shared(d.content().clone())?]
-            };
+            let cores = drive.drive.with(|d| Ok([ReplCore::from_shared(d.bee().store().clone())?, ReplCore::from_shared(d.content().clone())?]))?;
             if let Some(log) = log {
                 let follow = libvms_replicate::served::limit_by_log(drive.drive.clone(), log.core.core().clone(), cores[0].clone(), cores[1].clone())?;
                 napi::bindgen_prelude::spawn(follow);

@@ -8,8 +8,10 @@ pub mod corestore;
 pub mod digest;
 pub mod disk;
 pub mod drive;
+pub mod shared;
 mod store;
 
+pub use shared::SharedDrive;
 pub use store::{BlockStore, MemoryStore};
 pub use bee::Bee;
 pub use blobs::BlobId;

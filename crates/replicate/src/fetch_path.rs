@@ -6,17 +6,16 @@
 //! lookup runs again. Each round goes one level deeper, so a path costs about the tree's depth in
 //! round trips, and nothing else of the archive is downloaded.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use libvms_archive::disk::DiskDrive;
-use libvms_archive::BlobId;
+use libvms_archive::{BlobId, SharedDrive};
 use libvms_errors::{err, ErrorCode, Result};
 
 use crate::{Fetch, ReplCore};
 
 /// A drive as the addon holds it: None once closed.
-pub type SharedDrive = Arc<Mutex<Option<DiskDrive>>>;
 
 /// What of a path to fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +97,7 @@ impl SparseArchive {
         }
         loop {
             let (d, p) = (drive.clone(), path.to_string());
-            let probed = tokio::task::spawn_blocking(move || with(&d, |d| probe(d, &p, need)))
+            let probed = tokio::task::spawn_blocking(move || d.with(|d| probe(d, &p, need)))
                 .await
                 .map_err(|e| err::internal(format!("lookup task failed: {e}")))?;
             match probed {
@@ -163,13 +162,6 @@ impl SparseArchive {
     }
 }
 
-fn with<R>(drive: &SharedDrive, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Result<R> {
-    match drive.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        Some(d) => f(d),
-        None => Err(err::closed("archive is closed")),
-    }
-}
-
 /// Run the lookups `need` makes on what is held; returns the content blobs it needs.
 fn probe(d: &mut DiskDrive, path: &str, need: Need) -> Result<Vec<BlobId>> {
     match need {
@@ -229,7 +221,7 @@ mod tests {
         let t = Duration::from_secs(10);
         let (drive, fetch) = crate::archive::fetch_archive_with(dir.path(), key, &peers, None, t, true).await.unwrap();
         let sparse = SparseArchive::new(Arc::new(fetch)).unwrap();
-        let drive: SharedDrive = Arc::new(Mutex::new(Some(drive)));
+        let drive = SharedDrive::new(drive);
         let (mh, ml, ch, cl) = sparse.held().unwrap();
         assert_eq!((mh, ml, ch, cl), (1, 45, 0, 40 * 4), "the open fetched the header only");
 
@@ -237,9 +229,9 @@ mod tests {
         let (mh, _, ch, _) = sparse.held().unwrap();
         assert_eq!(ch, 4, "one file's four content blocks");
         assert!(mh > 1 && mh < 10, "a few metadata blocks, not all 45: {mh}");
-        let data = with(&drive, |d| d.read_file("/d3/f7.bin")).unwrap();
+        let data = drive.with(|d| d.read_file("/d3/f7.bin")).unwrap();
         assert_eq!(data, vec![7u8; 3 * 65536 + 7]);
-        let other = with(&drive, |d| d.read_file("/d0/f8.bin")).unwrap_err();
+        let other = drive.with(|d| d.read_file("/d0/f8.bin")).unwrap_err();
         assert_eq!(other.code, ErrorCode::OutOfBounds, "another file's content is not here");
 
         // A folder brings every file under it; a missing path is NOT_FOUND, having fetched its lookup.

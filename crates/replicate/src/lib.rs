@@ -28,6 +28,6 @@ pub use host::{serve, Host};
 pub mod archive;
 pub use archive::{fetch_archive, fetch_archive_from, fetch_archive_live, fetch_archive_with};
 pub mod fetch_path;
-pub use fetch_path::{Need, SharedDrive, SparseArchive};
+pub use fetch_path::{Need, SparseArchive};
 pub mod log;
 pub use log::fetch_log_from;

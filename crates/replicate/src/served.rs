@@ -5,11 +5,9 @@
 //! keep the signed heads of recent lengths, so the limited prefix can be served with its own signature.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 
-use libvms_archive::disk::DiskDrive;
-use libvms_archive::BlockStore;
-use libvms_errors::Result;
+use libvms_archive::{BlockStore, SharedDrive};
+use libvms_errors::{ErrorCode, Result};
 use libvms_ledger::SharedCore;
 
 use crate::ReplCore;
@@ -38,14 +36,16 @@ fn logged_files_version(log: &SharedCore) -> Result<u64> {
     })
 }
 
-fn apply(drive: &Mutex<Option<DiskDrive>>, log: &SharedCore, meta: &ReplCore, content: &ReplCore) -> Result<()> {
+fn apply(drive: &SharedDrive, log: &SharedCore, meta: &ReplCore, content: &ReplCore) -> Result<()> {
     // libvms counts writes (src/archive.rs `version_of`): version V is a metadata log of V + 1 blocks.
     let version = logged_files_version(log)?;
     let meta_len = version + 1;
     let content_len = {
-        let mut g = drive.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(d) = g.as_mut() else { return Ok(()) };
-        if d.version() == meta_len { Some(d.content().len()) } else { d.content_len_at(meta_len) }
+        let at = drive.with(|d| Ok(if d.version() == meta_len { Some(d.content().len()) } else { d.content_len_at(meta_len) }));
+        match at {
+            Err(e) if e.code == ErrorCode::Closed => return Ok(()),
+            at => at?,
+        }
     };
     // Unknown (older than every mark): the content log keeps its earlier limit.
     if let Some(c) = content_len {
@@ -58,7 +58,7 @@ fn apply(drive: &Mutex<Option<DiskDrive>>, log: &SharedCore, meta: &ReplCore, co
 /// Limit what peers see of the archive (`meta`, `content`: its two cores as served) by `log`, now; the future
 /// returned re-applies the limit after every commit of the log, until the log closes (the caller spawns it).
 pub fn limit_by_log(
-    drive: Arc<Mutex<Option<DiskDrive>>>,
+    drive: SharedDrive,
     log: SharedCore,
     meta: ReplCore,
     content: ReplCore,
