@@ -12,8 +12,8 @@ const { CallLog, DatArchive, ReplicationHost } = require('..')
 const { swarmPeers, knownSwarm } = require('../lib/peers')
 const { swarmConfig } = require('../lib/swarm')
 const { tmpdir } = require('./helpers')
+const { cli } = require('./cli-helpers')
 
-const BIN = path.join(__dirname, '..', 'bin', 'libvms.js')
 
 let testnet
 let bootstrap
@@ -70,17 +70,6 @@ function run (args, opts = {}) {
   return spawn(process.execPath, args, { env: { ...process.env, DEBUG: '' }, ...opts })
 }
 
-function cli (args) {
-  return new Promise((resolve, reject) => {
-    const child = run([BIN, ...args])
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    child.on('error', reject)
-    child.on('close', code => resolve({ code, stdout, stderr }))
-  })
-}
 
 test('two processes: `libvms verify ws://... --bootstrap` fetches from the DHT when the host names no replication port', async (t) => {
   const host = run([path.join(__dirname, 'fixtures', 'swarm', 'dht-only-host.js'), path.join(tmpdir(t), 'vm'), bootstrap.join(',')])

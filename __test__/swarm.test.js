@@ -15,8 +15,8 @@ const Hypercore11 = require('hypercore11')
 const { CallLog, DatArchive, ReplicationHost } = require('..')
 const { swarmConfig } = require('../lib/swarm')
 const { tmpdir } = require('./helpers')
+const { cli, BIN } = require('./cli-helpers')
 
-const BIN = path.join(__dirname, '..', 'bin', 'libvms.js')
 const EXAMPLES = path.join(__dirname, '..', 'examples')
 
 let testnet
@@ -155,17 +155,6 @@ function startExec (t, args) {
   })
 }
 
-function cli (args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, DEBUG: '' } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    child.on('error', reject)
-    child.on('close', code => resolve({ code, stdout, stderr }))
-  })
-}
 
 test('two processes: `libvms exec --bootstrap` serves, `libvms verify dat://LOG --bootstrap` finds, fetches, replays', async (t) => {
   const dir = path.join(tmpdir(t), 'counter.libvms')
