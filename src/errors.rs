@@ -46,11 +46,7 @@ pub fn guard<T>(f: impl FnOnce() -> libvms_errors::Result<T>) -> JsResult<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => js(r),
         Err(p) => {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = libvms_errors::panic_text(&*p).unwrap_or_else(|| "unknown panic".into());
             Err(to_js(Error::new(ErrorCode::Internal, format!("panic: {what}"))))
         }
     }

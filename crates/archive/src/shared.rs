@@ -77,8 +77,8 @@ fn run<R>(slot: &mut Slot, f: impl FnOnce(&mut DiskDrive) -> Result<R>) -> Resul
     match catch_unwind(AssertUnwindSafe(|| f(drive))) {
         Ok(r) => r,
         Err(p) => {
-            let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
-            let e = err::internal(format!("archive is unusable after a panic ({}); reopen it", what.unwrap_or_default()));
+            let what = libvms_errors::panic_text(&*p).unwrap_or_default();
+            let e = err::internal(format!("archive is unusable after a panic ({what}); reopen it"));
             slot.panicked = Some(e.clone());
             Err(e)
         }

@@ -123,6 +123,12 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// What a caught panic said (its `&str` or `String` payload), if it said anything: every place that turns a panic
+/// into an `INTERNAL` error names it the same way.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned())
+}
+
 /// Short constructors, one per code: `err::corrupt("bad frame")`.
 pub mod err {
     use super::{Error, ErrorCode};

@@ -113,7 +113,7 @@ impl SharedCore {
                 let e = err::internal(format!(
                     "{} is unusable after a panic in the ledger ({}); reopen it",
                     self.inner.what,
-                    panic_message(&*p)
+                    libvms_errors::panic_text(&*p).unwrap_or_else(|| "unknown".into())
                 ));
                 *panicked = Some(e.clone());
                 self.inner.status.send_modify(|s| {
@@ -262,10 +262,6 @@ fn refused(first: &Error) -> Error {
     e.message = format!("an earlier storage failure ({}); reopen the core", first.message);
     e.index = None;
     e
-}
-
-fn panic_message(p: &(dyn Any + Send)) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]
