@@ -26,4 +26,16 @@ function flipByte (file, offset) {
   }
 }
 
-module.exports = { tmpdir, flipByte }
+/** Replay `vm`'s log into a fresh VM and check that it made the same log and the same files. */
+async function assertReplays (vm) {
+  const { VM, Verifier } = require('..')
+  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
+  try {
+    await Verifier.compareLogs(vm.callLog, replica.callLog)
+    await Verifier.compareArchives(vm.filesArchive, replica.filesArchive)
+  } finally {
+    await replica.close()
+  }
+}
+
+module.exports = { tmpdir, flipByte, assertReplays }

@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { VM, VMFactory, RPCServer } = require('..')
-const { tmpdir } = require('./helpers')
+const { tmpdir, assertReplays } = require('./helpers')
 const { cli, serve } = require('./cli-helpers')
 
 const EXAMPLES = path.join(__dirname, '..', 'examples')
@@ -38,11 +38,7 @@ test('API: a restart whose init throws resolves, emits warning and logs the erro
   const entry = await again.callLog.get(4)
   assert.deepEqual(entry.call, { methodName: 'init', args: [] })
   assert.equal(entry.result.err, 'EntryAlreadyExistsError')
-  const replica = await VM.fromCallLog(again.callLog, { filesArchiveUrl: again.filesArchive.url })
-  t.after(() => replica.close())
-  const { Verifier } = require('..')
-  await Verifier.compareLogs(again.callLog, replica.callLog)
-  await Verifier.compareArchives(again.filesArchive, replica.filesArchive)
+  await assertReplays(again)
   await again.close()
 
   const first = new VM('exports.init = async () => { throw new Error("db not ready") }')

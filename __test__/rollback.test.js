@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { VM, Verifier } = require('..')
-const { tmpdir } = require('./helpers')
+const { tmpdir, assertReplays } = require('./helpers')
 
 const CODE = `
 exports.put = async (name, n) => { await System.files.writeFile('/' + name, 'v'.repeat(n)); return name }
@@ -33,10 +33,7 @@ test('vm._rollbackFiles undoes the writes made after a version, durably, and the
   vm = await new VM(CODE).deploy({ dir })
   assert.equal(vm.recovery, null, 'nothing left to recover')
   assert.equal(await vm.filesArchive.readFile('/b'), 'vvvvv')
-  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
-  t.after(() => replica.close())
-  await Verifier.compareLogs(vm.callLog, replica.callLog)
-  await Verifier.compareArchives(vm.filesArchive, replica.filesArchive)
+  await assertReplays(vm)
   await vm.close()
 })
 

@@ -6,8 +6,8 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 
-const { VM, Verifier, errors } = require('..')
-const { tmpdir } = require('./helpers')
+const { VM, errors } = require('..')
+const { tmpdir, assertReplays } = require('./helpers')
 
 async function deployed (t, code, opts = {}) {
   const vm = new VM(code, opts)
@@ -37,10 +37,7 @@ async function stopsAndReplays (t, vm, methods, stopped) {
   assert.deepEqual(entries[3], { type: 'call', call: { methodName: methods[0], args: [], userId: 'mallory' }, result: { filesVersion: 1, err: 'LimitError' }, stopped })
 
   // A replay does not re-run stopped calls (the verifier's own limits never come into it) and matches the host.
-  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
-  t.after(() => replica.close())
-  await Verifier.compareLogs(vm.callLog, replica.callLog)
-  await Verifier.compareArchives(vm.filesArchive, replica.filesArchive)
+  await assertReplays(vm)
 }
 
 const COUNTER = `
@@ -86,10 +83,7 @@ test('a call stopped after it wrote files leaves no trace in the archive: its wr
   const entries = await vm.callLog.list()
   const stopped = entries.find((e) => e.stopped)
   assert.equal(stopped.result.filesVersion, before)
-  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
-  t.after(() => replica.close())
-  await Verifier.compareLogs(vm.callLog, replica.callLog)
-  await Verifier.compareArchives(vm.filesArchive, replica.filesArchive)
+  await assertReplays(vm)
 })
 
 test('while one VM spins, another VM in the same process keeps answering', async (t) => {

@@ -14,7 +14,6 @@ const { swarmConfig } = require('../lib/swarm')
 const { tmpdir } = require('./helpers')
 const { cli } = require('./cli-helpers')
 
-
 let testnet
 let bootstrap
 test.before(async () => {
