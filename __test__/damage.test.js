@@ -1,7 +1,8 @@
 'use strict'
 // Damaged storage, as a hostile disk leaves it: bytes flipped in every region and files cut short, in the call log
 // and in both cores of the files archive, on copies of a real VM directory. Each case is refused or named with the
-// class and exit code the README documents, and no tool ever writes to the damaged directory.
+// class and exit code the README documents, and no tool ever writes to the damaged directory, except to redo a
+// log's journal (the appends since its last flush) over damage those records cover.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
@@ -95,11 +96,20 @@ function closedCases (core) {
   ]
 }
 
-/** Run every tool on a damaged copy and check the documented outcome; the copy must stay byte for byte. */
-async function check (t, dir, core, what, expect, file) {
+/**
+ * Run every tool on a damaged copy and check the documented outcome; the copy must stay byte for byte, or
+ * ('repaired') the damaged file must be back as `pristine` holds it.
+ */
+async function check (t, dir, core, what, expect, file, pristine) {
   const before = snapshot(dir)
   const label = `${core.name}, ${what}`
   const v = await cli(['verify', dir])
+  if (expect === 'repaired') {
+    assert.equal(v.code, 0, `${label}: verify exit\n${v.stdout}${v.stderr}`)
+    const rel = path.join(core.rel, file)
+    assert.ok(fs.readFileSync(path.join(dir, rel)).equals(fs.readFileSync(path.join(pristine, rel))), `${label}: the journal's redo restores ${rel}`)
+    return
+  }
   if (expect === 'corrupt') {
     assert.equal(v.code, 2, `${label}: verify exit\n${v.stdout}${v.stderr}`)
     assert.match(v.stderr, /StorageCorruptError/, label)
@@ -181,16 +191,20 @@ test('damage next to unflushed oplog entries (a host killed while running): refu
     assert.ok(op.length > 8192 + 200, `${core.name} holds oplog entries`)
     const second = 8192 + 8 + (op.readUInt32LE(8192 + 4) >>> 2)
     assert.ok(second < op.length, `${core.name} holds several oplog entries`)
+    // The journal holds every entry since the last flush: damage to one is redone away. Without it, refused.
     const cases = [
-      ['oplog: current header slot, with entries after it', (b) => flip(currentSlot(b) * 4096 + 20)(b)],
-      ['oplog: the first entry, with valid entries after it', flip(8192 + 12)],
-      ['oplog: cut inside the header slots', cut(8000)]
+      ['oplog: current header slot, with entries after it', (b) => flip(currentSlot(b) * 4096 + 20)(b), 'corrupt'],
+      ['oplog: the first entry, with valid entries after it', flip(8192 + 12), 'repaired'],
+      ['oplog: the first entry, with valid entries after it, the journal lost', flip(8192 + 12), 'corrupt', true],
+      ['oplog: cut after the header slots\' frames', cut(8000), 'repaired'],
+      ['oplog: cut after the header slots\' frames, the journal lost', cut(8000), 'corrupt', true]
     ]
-    for (const [what, fn] of cases) {
+    for (const [what, fn, expect, noJournal] of cases) {
       const dir = path.join(base, `case${n++}`)
       fs.cpSync(pristine, dir, { recursive: true })
+      if (noJournal) fs.rmSync(path.join(dir, core.rel, 'journal'))
       edit(path.join(dir, core.rel, 'oplog'), fn)
-      await check(t, dir, core, what, 'corrupt', 'oplog')
+      await check(t, dir, core, what, expect, 'oplog', pristine)
       fs.rmSync(dir, { recursive: true, force: true })
     }
   }

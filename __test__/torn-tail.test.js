@@ -1,10 +1,11 @@
 'use strict'
 // Torn tails: a VM directory as a crash at any byte of its last call's writes leaves it. A call writes, in order,
-// the archive's content log (data and the oplog entry that makes it visible, synced together), its metadata log
-// (same), then the call log (same), each durable before the next starts. Cutting one file at a random offset inside
-// what the last call added, with every file written before it whole and every file after it as it was before the
-// call, is such a crash; so is a log's data cut while its oplog entry is whole (the two syncs race). Each one
-// reopens, drops the torn batch, rolls the archive back to what the log accounts for, and verifies.
+// the archive's content log (data and the oplog entry that makes it visible, made durable together: one journal
+// record, or both files synced for a large write), its metadata log (same), then the call log (same), each durable
+// before the next starts. Cutting one file at a random offset inside what the last call added, with every file
+// written before it whole and every file after it (the journals too) as it was before the call, is such a crash; so
+// is a log's data cut while its oplog entry is whole. Each one reopens, drops the torn batch, rolls the archive back
+// to what the log accounts for, and verifies.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -31,6 +32,9 @@ test('a file of a VM directory cut anywhere inside the last call\'s writes reope
   const vm = await new VM(CODE).deploy({ dir })
   for (let i = 0; i < 5; i++) await vm.executeCall({ methodName: 'put', args: ['a' + i, 100] })
   const before = sizes(dir)
+  // Journals are rewritten in place, not grown: the bytes before the call stand for "its record never landed".
+  const journals = new Map()
+  for (const f of Object.keys(before).filter((f) => path.basename(f) === 'journal')) journals.set(path.dirname(f), fs.readFileSync(path.join(dir, f)))
   const logLength = vm.callLog.length
   await vm.executeCall({ methodName: 'put', args: ['last', 100000] })
   const after = sizes(dir)
@@ -59,6 +63,11 @@ test('a file of a VM directory cut anywhere inside the last call\'s writes reope
       fs.cpSync(full, copy, { recursive: true })
       for (let m = k + (withEntry ? 2 : 1); m < order.length; m++) fs.truncateSync(path.join(copy, order[m]), before[order[m]])
       fs.truncateSync(path.join(copy, order[k]), cut)
+      // The cut log's journal record and those of every log after it were never made durable.
+      for (let m = k; m < order.length; m++) {
+        const j = journals.get(path.dirname(order[m]))
+        if (j) fs.writeFileSync(path.join(copy, path.dirname(order[m]), 'journal'), j)
+      }
       const what = `${order[k]} cut at ${cut}${withEntry ? ', its oplog entry whole' : ''} (last call: ${before[order[k]]}..${after[order[k]]})`
 
       const reopened = await new VM(CODE).deploy({ dir: copy })

@@ -70,13 +70,18 @@ async function compareStep (log, replica, live, head, versionNamedAt, interrupt,
     if (Date.now() > until) throw new UsageError(`the host's files archive did not reach version ${version} within ${timeout} ms`)
     await sleep(POLL_MS)
   }
-  try {
-    await Verifier.compareArchives(live.checkout(version), replica.filesArchive) // the live copy grows meanwhile
-  } catch (e) {
-    if (e.code !== 'VERIFICATION_MISMATCH') throw e
-    return `files archive mismatch: ${e.message}`
+  for (;;) {
+    try {
+      await Verifier.compareArchives(live.checkout(version), replica.filesArchive) // the live copy grows meanwhile
+      return null
+    } catch (e) {
+      if (e.code === 'VERIFICATION_MISMATCH') return `files archive mismatch: ${e.message}`
+      // The metadata arrived first; the content blocks that version names are still on their way.
+      if (e.code !== 'OUT_OF_BOUNDS' || Date.now() > until) throw e
+    }
+    interrupt.check()
+    await sleep(POLL_MS)
   }
-  return null
 }
 
 module.exports = { follow }

@@ -1,5 +1,5 @@
-//! An oplog cut exactly at an entry boundary opens as a crash would (the core's files hold no evidence of the lost
-//! entries: see the README's on-disk section). What proves the loss is a signed head held from before: a receipt,
+//! An oplog cut exactly at an entry boundary, with the core's journal lost too, opens as a crash would (the core's
+//! files hold no evidence of the lost entries: see the README's on-disk section). What proves the loss is a signed head held from before: a receipt,
 //! or an audit's snapshot. The shortened log no longer reaches it; once the host appends again, its new head
 //! commits to another tree at that length, signed by the same key (a fork).
 use libvms_auth::receipt::{check_head, tree_hash_at, ReceiptError};
@@ -36,6 +36,9 @@ fn a_cut_at_an_entry_boundary_is_proved_by_a_held_head_then_a_fork() {
     let starts = frame_starts(&oplog);
     assert!(starts.len() >= 3);
     std::fs::write(dir.join("oplog"), &oplog[..starts[starts.len() - 3]]).unwrap();
+    // While the core's journal holds those appends, open redoes them (crates/ledger/tests/damage.rs); here it is
+    // lost with them.
+    std::fs::remove_file(dir.join("journal")).unwrap();
 
     let mut core = Core::open(&dir).unwrap();
     assert_eq!(core.length(), 7, "the cut reads as a crash: no evidence in the core's own files");

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod fault;
 pub mod flat;
+mod journal;
 mod oplog;
 pub mod proof;
 mod range;

@@ -307,6 +307,11 @@ fn read_frame(buf: &[u8], pos: usize) -> Option<RawFrame<'_>> {
     Some(RawFrame { header_bit: (len_field & 1) as u8, partial: len_field & 2 != 0, body: &rest[8..8 + len], total: 8 + len })
 }
 
+/// The stored crc of the frame at `pos` (0 if the bytes are not there).
+fn frame_crc(buf: &[u8], pos: usize) -> u32 {
+    buf.get(pos..pos + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+}
+
 /// The (unverified) partial flag of a frame header at `pos`, if its length field is there.
 fn raw_partial_bit(buf: &[u8], pos: usize) -> bool {
     buf.get(pos + 4..pos + 8).is_some_and(|b| b[0] & 2 != 0)
@@ -358,18 +363,38 @@ pub struct Opened {
 pub struct Oplog {
     pub file: StoreFile,
     bits: [u8; 2],
+    /// The crc of each header slot's frame: the current one names the header the entries extend (journal.rs).
+    slot_crcs: [u32; 2],
     pub entries_bytes: u64,
     pub entries_count: u64,
 }
 
 impl Oplog {
     pub fn new(file: StoreFile) -> Self {
-        Oplog { file, bits: [1, 0], entries_bytes: 0, entries_count: 0 }
+        Oplog { file, bits: [1, 0], slot_crcs: [0, 0], entries_bytes: 0, entries_count: 0 }
     }
 
     /// Index of the current header slot; entries are tagged with it.
     pub fn current_bit(&self) -> u8 {
         (self.bits[0] + self.bits[1]) & 1
+    }
+
+    /// Names the current header slot's contents: it changes with every header flush.
+    pub fn slot_id(&self) -> u32 {
+        self.slot_crcs[self.current_bit() as usize]
+    }
+
+    /// `slot_id` of the oplog as stored, read before `open` (which may refuse entries a journal redo repairs).
+    pub fn stored_slot_id(file: &StoreFile) -> Result<u32> {
+        let mut buf = vec![0u8; ENTRY_OFFSET as usize];
+        let n = file.read_at(0, &mut buf)?;
+        buf.truncate(n);
+        let slot = |pos: usize| read_frame(&buf, pos).filter(|f| Header::decode(f.body).is_ok()).map(|f| (f.header_bit, frame_crc(&buf, pos)));
+        Ok(match (slot(0), slot(PAGE as usize)) {
+            (Some((b0, c0)), Some((b1, c1))) => if (b0 + b1) & 1 == 0 { c0 } else { c1 },
+            (Some((_, c)), None) | (None, Some((_, c))) => c,
+            (None, None) => 0,
+        })
     }
 
     /// Read both slots and the entries that belong to the current one (read-only: the caller
@@ -390,6 +415,7 @@ impl Oplog {
         };
         let h0 = slot(0);
         let h1 = slot(PAGE as usize);
+        self.slot_crcs = [frame_crc(&buf, 0), frame_crc(&buf, PAGE as usize)];
         self.entries_bytes = 0;
         self.entries_count = 0;
         let damaged_slot = match (&h0, &h1) {
@@ -485,6 +511,7 @@ impl Oplog {
         let f = frame(body, bit, false);
         self.file.write_at(i as u64 * PAGE, &f)?;
         self.file.sync()?;
+        self.slot_crcs[i] = frame_crc(&f, 0);
         // Entries are tagged with the old slot index, so a crash before this truncate leaves them
         // ignored on the next open.
         self.file.set_len_in_background(ENTRY_OFFSET)?;
@@ -541,15 +568,17 @@ impl Oplog {
 
     /// Write one entry frame, not yet durable: the caller syncs the file (with the data it accounts for).
     /// Counted only once written; a sync that then fails must poison the core (the frame may be on disk).
-    pub fn write_entry(&mut self, body: &[u8]) -> Result<()> {
+    /// Returns where the frame went and its bytes (for the journal, which makes it durable instead).
+    pub fn write_entry(&mut self, body: &[u8]) -> Result<(u64, Vec<u8>)> {
         if body.len() >= (1 << 30) {
             return Err(err::bad_argument("oplog entry too large"));
         }
         let f = frame(body, self.current_bit(), false);
-        self.file.write_at(ENTRY_OFFSET + self.entries_bytes, &f)?;
+        let at = ENTRY_OFFSET + self.entries_bytes;
+        self.file.write_at(at, &f)?;
         self.entries_bytes += f.len() as u64;
         self.entries_count += 1;
-        Ok(())
+        Ok((at, f))
     }
 }
 

@@ -323,6 +323,8 @@ fn torn_trailing_oplog_frame_is_dropped() {
     core.append_batch(&[b"two"]).unwrap(); // entry
     core.append_batch(&[b"three"]).unwrap(); // entry
     drop(core);
+    // Its journal record torn too: the append of "three" was never acknowledged.
+    assert!(tear_last_journal_record(&dir));
     let op = std::fs::read(dir.join("oplog")).unwrap();
     let full = op.len();
     // Cut the last frame short (a torn write).

@@ -71,9 +71,10 @@ impl Core {
             bitfield: Some(BitfieldUpdate { drop: false, start: old_len, length: n }),
         };
 
-        // 1. The data and the entry that makes it visible are written, then synced together (one round of
-        // fdatasync for both). A crash in between can leave the entry durable without its data: open drops
-        // such a last batch, which was never acknowledged (core/torn_tail.rs). The entry comes before any
+        // 1. The data and the entry that makes it visible are written, then made durable together: one journal
+        // record and one fdatasync (core/journaled.rs), or both files synced at once for a large batch. A crash
+        // in between can leave the entry durable without its data: open drops such a last batch, which was
+        // never acknowledged (core/torn_tail.rs). The entry comes before any
         // header flush: the tree and bitfield written by the flush must never run ahead of what the oplog
         // accounts for (a crash before the header write would otherwise leave them past the length).
         let mut buf = Vec::with_capacity(total as usize);
@@ -83,8 +84,8 @@ impl Core {
         self.data.write_at(self.byte_length, &buf)?;
         let body = entry.encode();
         let flush = self.should_flush(Oplog::frame_size(&body));
-        self.oplog.write_entry(&body)?;
-        if let Err(e) = self.data.sync_with(&self.oplog.file) {
+        let (frame_at, frame) = self.oplog.write_entry(&body)?;
+        if let Err(e) = self.commit_append(self.byte_length, &buf, frame_at, &frame) {
             // The entry may be on disk: nothing more may be appended behind it until a reopen decides.
             self.failed = true;
             return Err(e);
@@ -126,7 +127,7 @@ impl Core {
     pub(super) fn should_flush(&mut self, entry_bytes: u64) -> bool {
         self.touched = true; // every mutation asks
         self.auto_flush = self.auto_flush.saturating_sub(1);
-        if self.auto_flush == 0 || self.oplog.entries_bytes + entry_bytes >= oplog::MAX_ENTRIES_BYTES {
+        if self.auto_flush == 0 || self.oplog.entries_bytes + entry_bytes >= oplog::MAX_ENTRIES_BYTES || self.journal_full() {
             self.auto_flush = self.flush_interval;
             return true;
         }

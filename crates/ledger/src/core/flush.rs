@@ -21,6 +21,7 @@ impl Core {
     }
 
     pub(super) fn flush_now(&mut self) -> Result<()> {
+        self.journaled_data_durable()?;
         // Bitfield pages and tree nodes durable before the header that makes them authoritative.
         if self.bitfield.flush()? {
             self.bitfield.file.sync()?;
@@ -70,6 +71,8 @@ impl Core {
     pub fn close(mut self) -> Result<()> {
         if !self.failed && (self.touched || self.header_dirty) && self.needs_flush() {
             self.flush_now()?;
+            // The flush holds everything the journal did: a closed core's directory has no live records.
+            self.retire_journal()?;
         }
         Ok(())
     }

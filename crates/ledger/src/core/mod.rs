@@ -1,10 +1,11 @@
 //! A hypercore 10 core: open/create, batched appends with JS's flush schedule, verified reads,
 //! full verification, and proofs for replication.
 //!
-//! Durability: an append writes `data` and one oplog entry, then syncs both at once; the entry
-//! carries the new tree nodes, the signed head and the bitfield range. A crash can leave that last,
-//! unacknowledged entry without its data; open drops it (core/torn_tail.rs), so nothing is visible
-//! whose data is not durable. A flush (first mutation after open, then every
+//! Durability: an append writes `data` and one oplog entry, then makes both durable with one
+//! journal record (journal.rs; a large batch syncs both files instead); the entry carries the new
+//! tree nodes, the signed head and the bitfield range. Open redoes the journal. A crash can leave
+//! the last, unacknowledged entry without its data; open drops it (core/torn_tail.rs), so nothing
+//! is visible whose data is not durable. A flush (first mutation after open, then every
 //! 4th, when entries reach 64 KiB, and on close) writes dirty bitfield pages and tree nodes, syncs
 //! them, and only then writes the header into the other slot. A batch that flushes appends its
 //! oplog entry first, as JS does, so the tree and bitfield never run ahead of the oplog (open
@@ -16,6 +17,7 @@ use libvms_errors::{err, Error, ErrorCode, Result};
 
 use crate::bitfield::Bitfield;
 use crate::crypto::{KeyPair, Verifier};
+use crate::journal::Journal;
 use crate::oplog::{self, Header, Oplog};
 use crate::proof::Batch;
 use crate::storage::{Storage, StoreFile};
@@ -27,6 +29,7 @@ mod apply;
 mod consistency;
 mod flush;
 mod heads;
+mod journaled;
 mod open;
 mod proofs;
 mod read;
@@ -81,6 +84,8 @@ pub struct Core {
     /// Signed heads of recent lengths (core/heads.rs), at most `heads_kept`.
     heads: std::collections::VecDeque<(u64, Vec<u8>)>,
     heads_kept: usize,
+    /// Makes an append durable with one sync (journal.rs); None in memory.
+    journal: Option<Journal>,
 }
 
 struct Files {
@@ -130,7 +135,7 @@ fn verification_failed(index: u64, what: impl Into<String>) -> Error {
     err::verification(what).at(index)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     // Makes newly created files durable; some filesystems refuse fsync on a directory: ignore that.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

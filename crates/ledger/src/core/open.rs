@@ -12,7 +12,9 @@ use crate::proof;
 use crate::storage::Storage;
 use crate::tree::{total_size, Node, TreeStore, VerifiedCache};
 
+use super::journaled::redo_journal;
 use super::{Core, add_reorg_hint, Files, JS_FLUSH_INTERVAL, stored_key_pair, sync_dir, update_user_data};
+use crate::journal::Journal;
 
 impl Core {
     /// A new writable compat core with a fresh key pair.
@@ -89,6 +91,8 @@ impl Core {
         }
         let verifier = Verifier::new(header.key, header.manifest.as_ref());
         let key_pair = stored_key_pair(&header, &verifier);
+        // A journal left by another core in this directory extends another slot: its records are never redone.
+        let journal = files.dir.as_deref().map(Journal::open).transpose()?.map(|(j, _)| j);
         Ok(Core {
             dir: files.dir,
             oplog,
@@ -115,6 +119,7 @@ impl Core {
             torn_batch_dropped: false,
             heads: Default::default(),
             heads_kept: 0,
+            journal,
         })
     }
 
@@ -133,6 +138,11 @@ impl Core {
     /// Open from files; Ok(None) when the oplog holds no header (an empty store).
     fn open_files(mut files: Files, _replica: bool) -> Result<Option<Core>> {
         files.oplog.lock_exclusive()?;
+        // Appends acknowledged through the journal but not yet in the oplog's file come back first.
+        let journal = match files.dir.clone() {
+            Some(dir) => Some(redo_journal(&dir, &mut files)?),
+            None => None,
+        };
         let mut oplog = Oplog::new(files.oplog);
         let opened = oplog.open()?;
         if opened.file_size < oplog::ENTRY_OFFSET
@@ -206,6 +216,7 @@ impl Core {
             torn_batch_dropped: false,
             heads: Default::default(),
             heads_kept: 0,
+            journal,
         };
         if core.length >= proof::MAX_BLOCKS {
             return Err(err::corrupt("header length out of range"));

@@ -63,7 +63,9 @@ impl Core {
             tree_upgrade: Some(TreeUpgrade { fork, ancestors: length, length, signature: signature.clone() }),
             bitfield: Some(drop.clone()),
         };
-        // Durable first: a crash after this replays the truncation at open.
+        // Durable first: a crash after this replays the truncation at open. The journal's records must not be
+        // redone over the blocks written after it.
+        self.checkpoint_journal()?;
         self.oplog.append(&entry.encode())?;
 
         self.tree.truncate(length);
