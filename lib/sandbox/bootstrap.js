@@ -442,15 +442,14 @@
     return callTime
   }
   // A replayed call's oracle records (JSON text; undefined on the host), parsed at its first use; the uses it made;
-  // the first use that differed from the records (`[position, api, method, argsText]` as JSON text).
+  // the first use that differed from the records (JSON text, see oracles.js `replayed`).
   let replayText
   let replayUses
   let usesMade = 0
   let divergence
   function served (api, method, argsText) {
-    if (replayUses === undefined) replayUses = parse(replayText)
     const position = usesMade
-    const rec = replayUses[position]
+    const rec = records() ? replayUses[position] : undefined
     if (divergence === undefined && rec !== null && typeof rec === 'object' && rec.api === api && rec.method === method &&
         stringify(rec.args) === argsText && (rec.error === undefined || (rec.error !== null && typeof rec.error === 'object'))) {
       usesMade++
@@ -461,6 +460,23 @@
     }
     if (divergence === undefined) divergence = stringify([position, api, method, argsText])
     return PromiseC.reject(makeError('VerificationError', 'replay diverged at oracle use ' + position, 'VERIFICATION_MISMATCH'))
+  }
+  // The records, parsed once (the log's text as it is: a record that is not JSON stops the replay); false if not JSON.
+  function records () {
+    if (replayUses === undefined) {
+      try {
+        replayUses = replayText === '[]' ? [] : parse(replayText)
+      } catch (e) {
+        replayUses = null
+        divergence = stringify([-1, String(e && e.message)])
+      }
+    }
+    return replayUses !== null
+  }
+  // What a replayed call reports: how many records it was served if that was all of them, else where it diverged.
+  function replayReport () {
+    if (divergence === undefined && records() && usesMade < replayUses.length) divergence = stringify([usesMade])
+    return divergence !== undefined ? divergence : usesMade
   }
   // A call starts: its own random stream and clock (and for a replay, its oracle records).
   function enterCall (seq, index, clock, recordedText) {
@@ -529,7 +545,7 @@
     // The clock this call read, if it did: the host logs it (`time`). The call is over: later uses belong to none.
     const time = current === seq ? callTime : undefined
     // A replayed call: the uses it was served (a count), or where it diverged (text).
-    const replayed = current !== seq || replayText === undefined ? undefined : (divergence !== undefined ? divergence : usesMade)
+    const replayed = current !== seq || replayText === undefined ? undefined : replayReport()
     if (current === seq) current = 0
     if (!threw) {
       let text
