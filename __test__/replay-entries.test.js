@@ -18,8 +18,8 @@ test('parseEntry leaves a call entry\'s last member "oracles" as text, and parse
   const fast = parse(head + ',"oracles":' + records + '}')
   assert.equal(JSON.stringify(fast), JSON.stringify(JSON.parse(head + '}')))
   assert.equal(fast.oracles, undefined)
-  assert.equal(fast[RECORDS].text, records)
-  assert.equal(fast[RECORDS].head, head + '}')
+  assert.equal(fast[RECORDS].rawJSON, records)
+  assert.equal(fast[RECORDS].original.head, head + '}')
 
   // Whole: "oracles" not last; nested in the arguments only; twice at the top level; a limit stop; not a call.
   const whole = [

@@ -5,7 +5,7 @@
 // bounds a replay's speed, then neither parses the records nor writes them out again.
 const CallLog = require('./call-log')
 const { wrapNative, EncodingError } = require('./errors')
-const { RECORDS } = require('./sandbox/oracles')
+const { RECORDS, Recorded } = require('./sandbox/oracles')
 
 const READ_CHUNK = 512 // entries fetched from native per step, as entries() does
 const MARK = ',"oracles":['
@@ -42,7 +42,8 @@ function parseEntry (data, from, to, seq) {
           !Object.hasOwn(head, 'oracles')) {
         // The entry's bytes are kept for the replica (see `enqueueReplayed`) unless they are not all UTF-8.
         const whole = text.indexOf('\ufffd') === -1
-        head[RECORDS] = { text: text.slice(at + MARK.length - 1, -1), head: headText, data: whole ? data : null, from, to }
+        const original = whole ? { head: headText, data, from, to } : undefined
+        head[RECORDS] = new Recorded(text.slice(at + MARK.length - 1, -1), undefined, original)
         return head
       }
     }
@@ -64,7 +65,7 @@ function parseEntry (data, from, to, seq) {
 function enqueueReplayed (callLog, entry, argsJSON, resJSON, rec) {
   const text = CallLog.callEntryJSON(entry, argsJSON, resJSON)
   const original = rec.original
-  if (original && original.data && text === original.head) return callLog._enqueueBlock(original.data.subarray(original.from, original.to))
+  if (original && text === original.head) return callLog._enqueueBlock(original.data.subarray(original.from, original.to))
   return callLog._enqueueBlock(Buffer.from(text.slice(0, -1) + MARK.slice(0, -1) + rec.rawJSON + '}'))
 }
 

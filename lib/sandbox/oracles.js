@@ -51,11 +51,11 @@ async function run (sandbox, record, id, api, method, argsText) {
  * message needs them. `list` may be given when they were parsed already.
  */
 class Recorded extends RawJSON {
-  constructor (text, list) {
+  constructor (text, list, original) {
     super(text)
     this._list = list
     this._count = list ? list.length : undefined
-    this.original = undefined
+    this.original = original // the log's entry, for enqueueReplayed (lib/replay-entries.js)
   }
 
   get list () {
@@ -70,16 +70,12 @@ class Recorded extends RawJSON {
 }
 
 const NONE = new Recorded('[]', Object.freeze([]))
-const RECORDS = Symbol('oracle records text') // lib/replay-entries.js: an entry's `oracles`, left as text
+const RECORDS = Symbol('oracle records') // lib/replay-entries.js: an entry's `oracles`, left as text (a Recorded)
 
 /** The records of a replayed call's log entry. */
 function recordedOf (entry) {
-  const original = entry[RECORDS]
-  if (original !== undefined) {
-    const rec = new Recorded(original.text)
-    rec.original = original // the log's entry, for enqueueReplayed (lib/replay-entries.js)
-    return rec
-  }
+  const rec = entry[RECORDS]
+  if (rec !== undefined) return rec
   const list = entry.oracles
   return Array.isArray(list) && list.length > 0 ? new Recorded(JSON.stringify(list), list) : NONE
 }
