@@ -98,3 +98,45 @@ test('on the fast path, records that are tampered with, missing, or not JSON sto
     assert.equal(err.index, 2)
   }
 })
+
+test('a call with one record is served from its text (the usual entry); anything else there falls back and is named', async (t) => {
+  const root = tmpdir(t)
+  const vm = new VM(`exports.f = async (a) => { try { const v = await System.ext.get(a); return [typeof v, Buffer.isBuffer(v) ? v.toString('hex') : v] } catch (e) { return [e.name, e.message, e.code] } }`)
+  vm.addAPI('ext', { get: (a) => a === 0 ? undefined : a === 1 ? Buffer.from([1, 255]) : a === 2 ? { s: '}]x', n: [a] } : a === 3 ? Promise.reject(new errors.BadArgumentError('three')) : a * 10 })
+  await vm.deploy({ dir: path.join(root, 'host') })
+  t.after(() => vm.close())
+  const results = []
+  for (const a of [0, 1, 2, 3, 4]) results.push(await vm.executeCall({ methodName: 'f', args: [a] }))
+  assert.deepEqual(results, [['undefined', null], ['object', '01ff'], ['object', { s: '}]x', n: [2] }], ['BadArgumentError', 'three', 'BAD_ARGUMENT'], ['number', 40]])
+  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
+  t.after(() => replica.close())
+  assert.deepEqual(await texts(replica.callLog), await texts(vm.callLog))
+
+  // Entry 5 (args [4]) edited: its one record's value, its arguments, or a second record after it.
+  const init = await vm.callLog.get(0)
+  const cases = [
+    [(text) => text.replace('"value":40}]', '"value":41}]'), null],
+    [(text) => text.replace('"args":[4],"value"', '"args":[5],"value"'), /entry 5, oracle use 0: the log recorded System\.ext\.get\(5\), the replay asked for System\.ext\.get\(4\)/],
+    [(text) => text.replace('"value":40}]', '"value":40},{"api":"ext","method":"get","args":[4],"value":40}]'), /entry 5, oracle use 1: the log recorded System\.ext\.get\(4\), the replay asked for nothing/]
+  ]
+  for (const [i, [edit, message]] of cases.entries()) {
+    const copy = await CallLog.create(path.join(root, 'copy' + i), init.code, init.filesArchiveUrl, { deterministic: init.deterministic, apis: init.apis })
+    t.after(() => copy.close())
+    for (let j = 1; j < vm.callLog.length; j++) {
+      const text = await vm.callLog.get(j, { valueEncoding: 'utf-8' })
+      await copy._enqueueBlock(Buffer.from(j === 5 ? edit(text) : text))
+    }
+    assert.notEqual(await copy.get(5, { valueEncoding: 'utf-8' }), await vm.callLog.get(5, { valueEncoding: 'utf-8' }))
+    const out = await VM.fromCallLog(copy, { filesArchiveUrl: init.filesArchiveUrl }).then((r) => r, (e) => e)
+    if (message) {
+      assert.ok(out instanceof errors.VerificationError, String(out))
+      assert.match(out.message, message)
+      assert.equal(out.index, 5)
+      continue
+    }
+    // Served the edited value: the replay's result differs, and the comparison names the entry.
+    t.after(() => out.close())
+    assert.deepEqual(JSON.parse((await texts(out.callLog))[4]).result.res, ['number', 41])
+    await assert.rejects(Verifier.compareLogs(copy, out.callLog), (e) => e instanceof errors.VerificationError && e.index === 5)
+  }
+})

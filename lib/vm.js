@@ -552,18 +552,19 @@ class VM extends EventEmitter {
 function checkReplayed (fx, effects) {
   const at = `entry ${fx.entry}`
   const d = effects.divergence
-  if (d && d.invalid !== undefined) {
-    // The entry's records are not JSON (read as text, see lib/replay-entries.js): what reading it whole would say.
-    const e = new EncodingError(`entry ${fx.entry} is not JSON: ${d.invalid}`, { index: fx.entry })
-    e.replayed = true
-    throw e
-  }
+  if (d && d.invalid !== undefined) throw recordsNotJSON(fx, d.invalid)
   if (d) {
     throw new VerificationError(`${at}, oracle use ${d.use}: the log recorded ${oracles.describe(d.recorded)}, the replay asked for ${oracles.describe(d.asked)}`,
       { index: fx.entry, use: d.use, recorded: d.recorded, asked: d.asked })
   }
   const used = effects.oracles ? effects.oracles.length : 0
-  if (used < fx.recorded.length) {
+  let recorded
+  try {
+    recorded = fx.recorded.length
+  } catch (e) {
+    throw recordsNotJSON(fx, e.message)
+  }
+  if (used < recorded) {
     const rec = fx.recorded.list[used]
     throw new VerificationError(`${at}, oracle use ${used}: the log recorded ${oracles.describe(rec)}, the replay asked for nothing`,
       { index: fx.entry, use: used, recorded: rec, asked: undefined })
@@ -575,6 +576,13 @@ function checkReplayed (fx, effects) {
       : `${at}: the host's call read the clock (time ${JSON.stringify(logged)}), the replay did not`,
     { index: fx.entry, recorded: logged, asked: effects.time })
   }
+}
+
+/** The entry's records are not JSON (read as text, see lib/replay-entries.js): what reading it whole would say. */
+function recordsNotJSON (fx, message) {
+  const e = new EncodingError(`entry ${fx.entry} is not JSON: ${message}`, { index: fx.entry })
+  e.replayed = true // a replay failure (see _replayEntry)
+  return e
 }
 
 /** `Name: message` of whatever a script threw. */
