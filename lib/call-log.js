@@ -494,5 +494,6 @@ function checkIndex (n, what) {
 }
 
 CallLog.entryParts = entryParts
+CallLog.callEntryJSON = callEntryJSON
 
 module.exports = CallLog

@@ -6,10 +6,25 @@ const { EncodingError } = require('./errors')
  * EncodingError that says why it cannot be represented (BigInt, cycles, a throwing toJSON).
  */
 function toJSONText (value, what = 'value') {
+  if (value instanceof RawJSON) return value.rawJSON
   try {
     return JSON.stringify(value)
   } catch (e) {
     throw new EncodingError(`${what} is not JSON-serialisable: ${e.message}`)
+  }
+}
+
+/**
+ * JSON text kept as it is: toJSONText writes it unchanged instead of parsing and writing it again (a replay's oracle
+ * records, see lib/replay-entries.js). Anything else that serialises it (JSON.stringify) gets the parsed value.
+ */
+class RawJSON {
+  constructor (text) {
+    this.rawJSON = text
+  }
+
+  toJSON () {
+    return JSON.parse(this.rawJSON)
   }
 }
 
@@ -20,4 +35,4 @@ function encodeJSON (value, what = 'value') {
   return Buffer.from(text)
 }
 
-module.exports = { toJSONText, encodeJSON }
+module.exports = { toJSONText, encodeJSON, RawJSON }

@@ -14,6 +14,7 @@ const oracles = require('./sandbox/oracles')
 const { toJSONText } = require('./json')
 const { clearReplica } = require('./replica-dir')
 const snapshot = require('./snapshot')
+const { replayEntries, enqueueReplayed } = require('./replay-entries')
 const { recoverFiles, clearUnfinishedCreate } = require('./recovery')
 const { BadArgumentError, ClosedError, EncodingError, LimitError, StorageIOError, VerificationError } = require('./errors')
 const debug = require('./debug')('libvms:vm')
@@ -216,7 +217,7 @@ class VM extends EventEmitter {
       // onProgress counts log entries, init included: (1, total) once the init entry is in, then up to (total, total).
       let done = 1
       if (onProgress) onProgress(done, total)
-      for await (const entry of callLog.entries({ start: 1, end: total })) {
+      for await (const entry of replayEntries(callLog, { start: 1, end: total })) {
         await vm._pending.room()
         await vm._replayEntry(entry, done)
         if (vm._replayFailure) throw vm._replayFailure
@@ -245,7 +246,7 @@ class VM extends EventEmitter {
     this._sandbox.deferFlush = true
     this._pending = new PendingWrites()
     try {
-      for await (const entry of callLog.entries({ start, end })) {
+      for await (const entry of replayEntries(callLog, { start, end })) {
         await this._pending.room()
         await this._replayEntry(entry)
       }
@@ -272,13 +273,13 @@ class VM extends EventEmitter {
         entry: index,
         index: entry.seed !== undefined ? entry.seed : index,
         time: entry.time === undefined ? 'none' : entry.time,
-        recorded: Array.isArray(entry.oracles) ? entry.oracles : []
+        recorded: oracles.recordedOf(entry)
       }
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
       const early = this._send(methodName, args, userId, undefined, fx)
       const run = this._queue.push(() => this._execute(methodName, args, userId, early, entry.auth === undefined ? undefined : { auth: entry.auth }, undefined, undefined, fx))
         .then((outcome) => this._pending.track(outcome.durable), (e) => {
-          if (e && e.code === 'VERIFICATION_MISMATCH' && !this._replayFailure) this._replayFailure = e
+          if (e && (e.code === 'VERIFICATION_MISMATCH' || e.replayed) && !this._replayFailure) this._replayFailure = e
         })
       if (this._queue.pending > REPLAY_WINDOW) await run
     } else if (entry && entry.type === 'restart') {
@@ -501,7 +502,9 @@ class VM extends EventEmitter {
     }
     if (this.deterministic && !this._replaying && stopped === undefined && fx.index !== undefined && fx.index !== this.callLog._nextIndex) entry.seed = fx.index
     if (this._replaying && fx.index !== fx.entry) entry.seed = fx.index
-    if (effects.oracles && effects.oracles.length) entry.oracles = effects.oracles
+    // A replay that was served every record of its entry writes them as the log holds them (lib/replay-entries.js).
+    const served = !commit && this._replaying && fx.recorded !== undefined && effects.oracles === fx.recorded
+    if (effects.oracles && effects.oracles.length && !served) entry.oracles = effects.oracles
     let resJSON
     try {
       if (threw) entry.err = err == null ? String(err) : err
@@ -523,7 +526,7 @@ class VM extends EventEmitter {
       if (fx.counted) { fx.counted = false; this._ahead-- } // its entry is queued: no longer ahead
       return { durable: null, threw, value, resJSON }
     }
-    const durable = this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
+    const durable = served ? enqueueReplayed(this.callLog, entry, argsJSON, resJSON, fx.recorded) : this.callLog.enqueueCallJSON(entry, argsJSON, resJSON)
     if (fx.counted) { fx.counted = false; this._ahead-- } // its entry is queued: no longer ahead
     durable.catch((e) => { if (e.code !== 'CLOSED') this._stop(e) })
     return { durable, threw, value, resJSON }
@@ -549,13 +552,20 @@ class VM extends EventEmitter {
 function checkReplayed (fx, effects) {
   const at = `entry ${fx.entry}`
   const d = effects.divergence
+  if (d && d.invalid !== undefined) throw recordsNotJSON(fx, d.invalid)
   if (d) {
     throw new VerificationError(`${at}, oracle use ${d.use}: the log recorded ${oracles.describe(d.recorded)}, the replay asked for ${oracles.describe(d.asked)}`,
       { index: fx.entry, use: d.use, recorded: d.recorded, asked: d.asked })
   }
   const used = effects.oracles ? effects.oracles.length : 0
-  if (used < fx.recorded.length) {
-    const rec = fx.recorded[used]
+  let recorded
+  try {
+    recorded = fx.recorded.length
+  } catch (e) {
+    throw recordsNotJSON(fx, e.message)
+  }
+  if (used < recorded) {
+    const rec = fx.recorded.list[used]
     throw new VerificationError(`${at}, oracle use ${used}: the log recorded ${oracles.describe(rec)}, the replay asked for nothing`,
       { index: fx.entry, use: used, recorded: rec, asked: undefined })
   }
@@ -566,6 +576,13 @@ function checkReplayed (fx, effects) {
       : `${at}: the host's call read the clock (time ${JSON.stringify(logged)}), the replay did not`,
     { index: fx.entry, recorded: logged, asked: effects.time })
   }
+}
+
+/** The entry's records are not JSON (read as text, see lib/replay-entries.js): what reading it whole would say. */
+function recordsNotJSON (fx, message) {
+  const e = new EncodingError(`entry ${fx.entry} is not JSON: ${message}`, { index: fx.entry })
+  e.replayed = true // a replay failure (see _replayEntry)
+  return e
 }
 
 /** `Name: message` of whatever a script threw. */

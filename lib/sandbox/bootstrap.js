@@ -20,6 +20,7 @@
   const isView = ArrayBuffer.isView
   const fromCharCode = String.fromCharCode
   const charCodeAt = String.prototype.charCodeAt
+  const { startsWith, endsWith, slice: sliceString } = String.prototype
   const arrayFrom = Array.from
   const mathRandom = Math.random
   const ERRORS = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }
@@ -442,17 +443,17 @@
     return callTime
   }
   // A replayed call's oracle records (JSON text; undefined on the host), parsed at its first use; the uses it made;
-  // the first use that differed from the records (`[position, api, method, argsText]` as JSON text).
+  // the first use that differed from the records (JSON text, see oracles.js `replayed`).
   let replayText
   let replayUses
   let usesMade = 0
   let divergence
   function served (api, method, argsText) {
-    if (replayUses === undefined) replayUses = parse(replayText)
     const position = usesMade
-    const rec = replayUses[position]
-    if (divergence === undefined && rec !== null && typeof rec === 'object' && rec.api === api && rec.method === method &&
-        stringify(rec.args) === argsText && (rec.error === undefined || (rec.error !== null && typeof rec.error === 'object'))) {
+    const alone = position === 0 && divergence === undefined ? onlyRecord(api, method, argsText) : undefined
+    const rec = alone !== undefined ? alone : records() ? replayUses[position] : undefined
+    if (divergence === undefined && rec !== null && typeof rec === 'object' && (alone !== undefined || (rec.api === api &&
+        rec.method === method && stringify(rec.args) === argsText)) && (rec.error === undefined || (rec.error !== null && typeof rec.error === 'object'))) {
       usesMade++
       const e = rec.error
       if (e !== undefined) return PromiseC.reject(makeError(String(e.name), String(e.message), typeof e.code === 'string' ? e.code : undefined))
@@ -461,6 +462,45 @@
     }
     if (divergence === undefined) divergence = stringify([position, api, method, argsText])
     return PromiseC.reject(makeError('VerificationError', 'replay diverged at oracle use ' + position, 'VERIFICATION_MISMATCH'))
+  }
+  // The usual entry: one record, for exactly this use. Its text is then '[{"api":…,"method":…,"args":…' as the host
+  // wrote it, followed by ',"value":V}]', ',"error":E}]' or '}]', and only V or E is parsed. When V (or E) is JSON on
+  // its own, the text is that one record (V's brackets balance, so it cannot reach into a next one). Anything else:
+  // undefined, and the records are parsed whole.
+  function onlyRecord (api, method, argsText) {
+    const t = replayText
+    if (replayUses !== undefined || !apply(endsWith, t, ['}]'])) return undefined
+    const prefix = '[{"api":' + stringify(api) + ',"method":' + stringify(method) + ',"args":' + argsText
+    if (!apply(startsWith, t, [prefix])) return undefined
+    const rest = apply(sliceString, t, [prefix.length, t.length - 2])
+    let rec
+    try {
+      if (rest === '') rec = { value: undefined, error: undefined }
+      else if (apply(startsWith, rest, [',"value":'])) rec = { value: parse(apply(sliceString, rest, [9])), error: undefined }
+      else if (apply(startsWith, rest, [',"error":'])) rec = { value: undefined, error: parse(apply(sliceString, rest, [9])) }
+      else return undefined
+    } catch (_) {
+      return undefined
+    }
+    replayUses = [rec]
+    return rec
+  }
+  // The records, parsed once (the log's text as it is: a record that is not JSON stops the replay); false if not JSON.
+  function records () {
+    if (replayUses === undefined) {
+      try {
+        replayUses = replayText === '[]' ? [] : parse(replayText)
+      } catch (e) {
+        replayUses = null
+        divergence = stringify([-1, String(e && e.message)])
+      }
+    }
+    return replayUses !== null
+  }
+  // What a replayed call reports: how many records it was served if that was all of them, else where it diverged.
+  function replayReport () {
+    if (divergence === undefined && records() && usesMade < replayUses.length) divergence = stringify([usesMade])
+    return divergence !== undefined ? divergence : usesMade
   }
   // A call starts: its own random stream and clock (and for a replay, its oracle records).
   function enterCall (seq, index, clock, recordedText) {
@@ -529,7 +569,7 @@
     // The clock this call read, if it did: the host logs it (`time`). The call is over: later uses belong to none.
     const time = current === seq ? callTime : undefined
     // A replayed call: the uses it was served (a count), or where it diverged (text).
-    const replayed = current !== seq || replayText === undefined ? undefined : (divergence !== undefined ? divergence : usesMade)
+    const replayed = current !== seq || replayText === undefined ? undefined : replayReport()
     if (current === seq) current = 0
     if (!threw) {
       let text

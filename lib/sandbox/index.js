@@ -91,8 +91,9 @@ class Sandbox extends EventEmitter {
    * then; `start()` again) or `{kind: 'lost'}` (sent behind a call that was stopped: never run; send it again).
    * Calls may be sent before the previous one has answered: they run one at a time, in the order sent.
    * `fx`: `{index, time, recorded}`: the call's log entry index (seeds Math.random), and for a replay the logged
-   * time (or 'none') and oracle records. Every outcome also has `oracles` (the call's uses, in order), `time` (the
-   * clock it read) and, for a replay that asked for something else, `divergence`.
+   * time (or 'none') and oracle records (oracles.js `Recorded`: their text goes to the worker as it is). Every
+   * outcome also has `oracles` (the call's uses, in order), `time` (the clock it read) and, for a replay that asked
+   * for something else, `divergence`.
    */
   call (method, argsJSON, callerId, fx = {}) {
     if (!this.alive) return Promise.reject(new ClosedError('the VM script is not running'))
@@ -102,7 +103,7 @@ class Sandbox extends EventEmitter {
       this._track(seq, resolve, fx.recorded)
       // Calls sent together share a message: those of one synchronous run (an RPC batch), or with `deferFlush`
       // (a replay, which yields between entries) those of one turn of the event loop.
-      const recorded = fx.recorded === undefined ? undefined : (fx.recorded.length === 0 ? '[]' : JSON.stringify(fx.recorded))
+      const recorded = fx.recorded === undefined ? undefined : fx.recorded.rawJSON
       if (this._outbox.push(seq, method, argsJSON, callerJSON, fx.index, fx.time, recorded) === 7) {
         if (this.deferFlush) setImmediate(() => this._flush())
         else queueMicrotask(() => this._flush())

@@ -9,6 +9,7 @@
 // {name, message, code?}}`. Uses may overlap (Promise.all): they are numbered as the script makes them, and their
 // outcomes reach the script in that same order, on the host and in a replay alike.
 const { decodeArgs, encodeResult, errorFields } = require('./wire')
+const { RawJSON } = require('../json')
 
 /** A request from the script for `System[api][method]`, made during call `seq` (0: outside any call). */
 function use (sandbox, worker, id, api, method, argsText, seq) {
@@ -45,15 +46,68 @@ async function run (sandbox, record, id, api, method, argsText) {
 }
 
 /**
- * A replayed call `c` has ended: what its worker reported (`replayed`: the number of recorded uses it was served,
- * or where it diverged, `[position, api, method, argsText]` as JSON text) becomes its uses and divergence.
+ * A replayed call's oracle records: the JSON text of its entry's `oracles` as the log holds it (sent to the worker,
+ * and written into the replica's entry as is when every record was served), parsed here only when a divergence
+ * message needs them. `list` may be given when they were parsed already.
+ */
+class Recorded extends RawJSON {
+  constructor (text, list, original) {
+    super(text)
+    this._list = list
+    this._count = list ? list.length : undefined
+    this.original = original // the log's entry, for enqueueReplayed (lib/replay-entries.js)
+  }
+
+  get list () {
+    if (this._list === undefined) this._list = JSON.parse(this.rawJSON)
+    return this._list
+  }
+
+  /** How many records (known without parsing once the worker has served them all). */
+  get length () {
+    return this._count !== undefined ? this._count : (this._count = this.list.length)
+  }
+}
+
+const NONE = new Recorded('[]', Object.freeze([]))
+const RECORDS = Symbol('oracle records') // lib/replay-entries.js: an entry's `oracles`, left as text (a Recorded)
+
+/** The records of a replayed call's log entry. */
+function recordedOf (entry) {
+  const rec = entry[RECORDS]
+  if (rec !== undefined) return rec
+  const list = entry.oracles
+  return Array.isArray(list) && list.length > 0 ? new Recorded(JSON.stringify(list), list) : NONE
+}
+
+/**
+ * A replayed call `c` has ended: what its worker reported (`replayed`) becomes its uses and divergence. The report is
+ * the number of records served when they were all served; otherwise JSON text: `[position, api, method, argsText]`
+ * (it asked for something else), `[position]` (it asked for nothing more) or `[-1, message]` (the records are not
+ * JSON). Nothing reported (the call ended outside its turn): none was served.
  */
 function replayed (c, report) {
-  if (typeof report === 'string') {
-    const [use, api, method, argsText] = JSON.parse(report)
-    c.uses = c.recorded.slice(0, use)
-    c.divergence = { use, recorded: c.recorded[use], asked: { api, method, args: parseOr(argsText) } }
-  } else c.uses = report === c.recorded.length ? c.recorded : c.recorded.slice(0, report || 0)
+  const rec = c.recorded
+  if (typeof report === 'number') {
+    if (rec._count === undefined) rec._count = report
+    if (report > 0) c.uses = rec // the entry's records, written into the replica's entry as they are
+    return
+  }
+  if (typeof report !== 'string') {
+    try {
+      if (rec.length > 0) c.divergence = { use: 0, recorded: rec.list[0], asked: undefined }
+    } catch (e) {
+      c.divergence = { invalid: e.message }
+    }
+    return
+  }
+  const [use, api, method, argsText] = JSON.parse(report)
+  if (use < 0) {
+    c.divergence = { invalid: String(api) }
+    return
+  }
+  c.uses = rec.list.slice(0, use)
+  c.divergence = { use, recorded: rec.list[use], asked: api === undefined ? undefined : { api, method, args: parseOr(argsText) } }
 }
 
 function parseOr (text) {
@@ -67,7 +121,7 @@ function describe (r) {
   return `System.${r.api}.${r.method}(${args === undefined ? '' : args.slice(1, -1)})`
 }
 
-module.exports = { use, describe, replayed }
+module.exports = { use, describe, replayed, recordedOf, Recorded, RECORDS }
 
 /** `{name: [method, ...]}` of a VM's addAPI members (what a log's init entry records), or undefined when none. */
 function namesOf (apis) {
