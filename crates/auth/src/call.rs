@@ -14,9 +14,10 @@
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use ed25519_dalek::{Signature, Signer};
+use ed25519_dalek::Signer;
 /// The key types of [`sign_with`] and [`SignedCall::verify_with`].
-pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use crate::strict::CallerKey;
+pub use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
 
 use crate::jcs;
@@ -127,22 +128,24 @@ impl SignedCall {
 
     /// Check the signature over this call (strict Ed25519: no malleable or small-order forms).
     pub fn verify(&self, log_key: &[u8; 32], method: &str, args: &[Value]) -> Result<(), CallError> {
-        self.verify_with(&self.verifying_key()?, log_key, method, args).map(|_| ())
+        self.verify_with(&self.caller_key()?, log_key, method, args).map(|_| ())
     }
 
-    /// The caller's key as a curve point (decompressing it costs a square root: worth caching per caller).
-    pub fn verifying_key(&self) -> Result<VerifyingKey, CallError> {
-        VerifyingKey::from_bytes(&self.key).map_err(|_| CallError::BadSignature)
+    /// The caller's key, decoded and checked (a square root and more: worth keeping per caller).
+    pub fn caller_key(&self) -> Result<CallerKey, CallError> {
+        CallerKey::new(&self.key).ok_or(CallError::BadSignature)
     }
 
-    /// [`verify`](Self::verify) with the caller's key already decompressed (`vk` must be this call's `key`; a
-    /// mismatch is refused). Returns the call's [`hash`](Self::hash), from the same signed bytes.
-    pub fn verify_with(&self, vk: &VerifyingKey, log_key: &[u8; 32], method: &str, args: &[Value]) -> Result<[u8; 32], CallError> {
-        if vk.as_bytes() != &self.key {
+    /// [`verify`](Self::verify) with the caller's key already decoded (`key` must be this call's `key`; another is
+    /// refused). Returns the call's [`hash`](Self::hash), from the same signed bytes.
+    pub fn verify_with(&self, key: &CallerKey, log_key: &[u8; 32], method: &str, args: &[Value]) -> Result<[u8; 32], CallError> {
+        if key.as_bytes() != &self.key {
             return Err(CallError::BadSignature);
         }
         let bytes = signed_bytes(log_key, self.seq, method, args)?;
-        vk.verify_strict(&bytes, &Signature::from_bytes(&self.sig)).map_err(|_| CallError::BadSignature)?;
+        if !key.verify(&bytes, &self.sig) {
+            return Err(CallError::BadSignature);
+        }
         Ok(self.hash_of(&bytes))
     }
 

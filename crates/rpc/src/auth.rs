@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use libvms_auth::call::{CallError, VerifyingKey};
+use libvms_auth::call::{CallError, CallerKey};
 use libvms_auth::SignedCall;
 use serde_json::Value;
 
@@ -29,9 +29,9 @@ const MAX_KEYS: usize = 4096;
 pub(crate) struct Guard {
     log_key: [u8; 32],
     last: Mutex<HashMap<[u8; 32], u64>>,
-    /// The keys of callers whose signatures held, as curve points: a caller's next call skips decompressing its
-    /// key (a square root, about a seventh of a verification). Every signature is still checked in full.
-    keys: Mutex<HashMap<[u8; 32], VerifyingKey>>,
+    /// The keys of callers whose signatures held, decoded and checked: a caller's next call skips decoding its key
+    /// (a square root, about a seventh of a verification). Every signature is still checked in full.
+    keys: Mutex<HashMap<[u8; 32], CallerKey>>,
 }
 
 impl Guard {
@@ -46,7 +46,7 @@ impl Guard {
         let cached = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(&signed.key).copied();
         let vk = match cached {
             Some(vk) => vk,
-            None => signed.verifying_key()?,
+            None => signed.caller_key()?,
         };
         let hash = signed.verify_with(&vk, &self.log_key, method, params)?;
         if cached.is_none() {
