@@ -22,7 +22,7 @@ pub struct MountAuth {
     pub last_seqs: HashMap<[u8; 32], u64>,
 }
 
-/// Callers whose decompressed keys a mount keeps; past this many the cache starts afresh.
+/// Callers whose decoded keys a mount keeps; past this many the cache starts afresh.
 const MAX_KEYS: usize = 4096;
 
 /// A signed mount's checks and its callers' last sequence numbers.
@@ -44,18 +44,18 @@ impl Guard {
     pub(crate) fn verify(&self, auth: Option<&Value>, method: &str, params: &[Value]) -> Result<(SignedCall, [u8; 32]), CallError> {
         let signed = SignedCall::from_json(auth.ok_or(CallError::Unsigned)?)?;
         let cached = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(&signed.key).copied();
-        let vk = match cached {
-            Some(vk) => vk,
+        let key = match cached {
+            Some(key) => key,
             None => signed.caller_key()?,
         };
-        let hash = signed.verify_with(&vk, &self.log_key, method, params)?;
+        let hash = signed.verify_with(&key, &self.log_key, method, params)?;
         if cached.is_none() {
             // Only a key that has signed a valid call is kept.
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
             if keys.len() >= MAX_KEYS {
                 keys.clear();
             }
-            keys.insert(signed.key, vk);
+            keys.insert(signed.key, key);
         }
         Ok((signed, hash))
     }
