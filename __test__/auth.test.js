@@ -95,6 +95,14 @@ test('a signed VM: signed calls, caller ids, entries, receipts; unsigned, forged
   await Verifier.checkReceipt(receipt, vm.callLog)
   await assert.rejects(Verifier.checkReceipt({ ...receipt, index: receipt.index - 1 }, vm.callLog), errors.VerificationError)
   await assert.rejects(Verifier.checkReceipt({ ...receipt, length: receipt.length + 1 }, vm.callLog), errors.VerificationError)
+  assert.equal(receipts[1], receipt, 'the receipt emitted is the one lastReceipt holds')
+  // With no 'receipt' listener, lastReceipt is parsed when read, once, and follows the latest call.
+  client.removeAllListeners('receipt')
+  assert.equal(await client.add(1, 1), 2)
+  const next = client.lastReceipt
+  assert.ok(next.index > receipt.index)
+  assert.equal(client.lastReceipt, next)
+  await Verifier.checkReceipt(next, vm.callLog)
   // A signing client refuses what has no canonical form.
   await assert.rejects(client.add(-0, 1), errors.EncodingError)
   await assert.rejects(client.add('\ud800', 1), errors.EncodingError)

@@ -21,8 +21,9 @@ class RPCClient extends EventEmitter {
       throw new BadArgumentError('keyPair.secretKey must be a 32- or 64-byte Ed25519 secret key')
     }
     this._secretKey = keyPair ? Buffer.from(keyPair.secretKey) : null
-    /** The receipt of the latest signed call answered (see README, Receipts). */
-    this.lastReceipt = null
+    // The latest receipt (see `lastReceipt`), kept as its JSON text until someone reads it.
+    this._receipt = null
+    this._receiptText = null
     this.url = null
     this.backendInfo = null
     this._timeout = (opts && opts.timeout) || DEFAULT_TIMEOUT
@@ -30,6 +31,21 @@ class RPCClient extends EventEmitter {
     this._connecting = false
     this._calls = null // token -> {resolve, reject}: the connection's calls awaiting their reply
     this._nextToken = 0
+  }
+
+  /** The receipt of the latest signed call answered (see README, Receipts). Parsed when first read: a client
+   * making many calls pays for the receipts it looks at. */
+  get lastReceipt () {
+    if (this._receiptText !== null) {
+      this._receipt = JSON.parse(this._receiptText)
+      this._receiptText = null
+    }
+    return this._receipt
+  }
+
+  set lastReceipt (receipt) {
+    this._receipt = receipt
+    this._receiptText = null
   }
 
   /**
@@ -116,8 +132,8 @@ function settle (conn, calls, client) {
     if (!p) continue
     calls.delete(r.token)
     if (r.receipt != null) {
-      client.lastReceipt = JSON.parse(r.receipt)
-      client.emit('receipt', client.lastReceipt)
+      client._receiptText = r.receipt
+      if (client.listenerCount('receipt') > 0) client.emit('receipt', client.lastReceipt)
     }
     if (r.error != null) p.reject(fromData(r.error))
     else if (!r.ok) p.reject(JSON.parse(r.json))

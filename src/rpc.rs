@@ -39,11 +39,8 @@ impl VmThread for JsThread {
             .map(|c| {
                 // The arguments as JavaScript's JSON.stringify writes them: the text the script gets and the log keeps.
                 let params = libvms_calllog::js_json_args(&c.params);
-                let mut call = vec![Value::String(c.method.clone()), Value::String(params), Value::String(c.user_id.clone())];
-                // A signed call's entry gets the signature's fields.
-                if let Some(s) = &c.auth {
-                    call.push(Value::Object(libvms_auth::entry_fields(s)));
-                }
+                // A signed call's `auth` member is added to its entry in Rust (crates/rpc `Tickets::commit`).
+                let call = vec![Value::String(c.method.clone()), Value::String(params), Value::String(c.user_id.clone())];
                 Value::Array(call)
             })
             .collect();

@@ -14,7 +14,10 @@
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::Signer;
+/// The key types of [`sign_with`] and [`SignedCall::verify_with`].
+pub use crate::strict::CallerKey;
+pub use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
 
 use crate::jcs;
@@ -85,10 +88,15 @@ pub fn generate_key_pair() -> ([u8; 32], [u8; 64]) {
 /// Sign a call with a secret key (its 32-byte seed, or the 64-byte `seed ‖ public` form).
 pub fn sign(secret: &[u8], log_key: &[u8; 32], seq: u64, method: &str, args: &[Value]) -> Result<SignedCall, CallError> {
     let seed: [u8; 32] = secret.get(..32).and_then(|s| s.try_into().ok()).ok_or(CallError::Malformed("secret key"))?;
+    sign_with(&SigningKey::from_bytes(&seed), log_key, seq, method, args)
+}
+
+/// [`sign`] with a key already expanded: deriving the public key from a seed costs a scalar multiplication, as
+/// much as the signature itself, so a client that signs many calls keeps its `SigningKey`.
+pub fn sign_with(sk: &SigningKey, log_key: &[u8; 32], seq: u64, method: &str, args: &[Value]) -> Result<SignedCall, CallError> {
     if seq == 0 || seq > MAX_SEQ {
         return Err(CallError::Malformed("seq must be 1..2^53-1"));
     }
-    let sk = SigningKey::from_bytes(&seed);
     let sig = sk.sign(&signed_bytes(log_key, seq, method, args)?).to_bytes();
     Ok(SignedCall { key: sk.verifying_key().to_bytes(), seq, sig })
 }
@@ -108,6 +116,11 @@ impl SignedCall {
         json!({ "key": hex::encode(self.key), "seq": self.seq, "sig": hex::encode(self.sig) })
     }
 
+    /// [`to_json`](Self::to_json)'s text, written directly (a client writes one per call).
+    pub fn to_json_text(&self) -> String {
+        format!("{{\"key\":\"{}\",\"seq\":{},\"sig\":\"{}\"}}", hex::encode(self.key), self.seq, hex::encode(self.sig))
+    }
+
     /// The caller's id on a signed VM: the public key, 64 lowercase hex characters.
     pub fn caller_id(&self) -> String {
         hex::encode(self.key)
@@ -115,18 +128,38 @@ impl SignedCall {
 
     /// Check the signature over this call (strict Ed25519: no malleable or small-order forms).
     pub fn verify(&self, log_key: &[u8; 32], method: &str, args: &[Value]) -> Result<(), CallError> {
+        self.verify_with(&self.caller_key()?, log_key, method, args).map(|_| ())
+    }
+
+    /// The caller's key, decoded and checked (a square root and more: worth keeping per caller).
+    pub fn caller_key(&self) -> Result<CallerKey, CallError> {
+        CallerKey::new(&self.key).ok_or(CallError::BadSignature)
+    }
+
+    /// [`verify`](Self::verify) with the caller's key already decoded (`key` must be this call's `key`; another is
+    /// refused). Returns the call's [`hash`](Self::hash), from the same signed bytes.
+    pub fn verify_with(&self, key: &CallerKey, log_key: &[u8; 32], method: &str, args: &[Value]) -> Result<[u8; 32], CallError> {
+        if key.as_bytes() != &self.key {
+            return Err(CallError::BadSignature);
+        }
         let bytes = signed_bytes(log_key, self.seq, method, args)?;
-        let vk = VerifyingKey::from_bytes(&self.key).map_err(|_| CallError::BadSignature)?;
-        vk.verify_strict(&bytes, &Signature::from_bytes(&self.sig)).map_err(|_| CallError::BadSignature)
+        if !key.verify(&bytes, &self.sig) {
+            return Err(CallError::BadSignature);
+        }
+        Ok(self.hash_of(&bytes))
     }
 
     /// The hash that names this call in a receipt: BLAKE2b-256 of `signed bytes ‖ key ‖ sig`.
     pub fn hash(&self, log_key: &[u8; 32], method: &str, args: &[Value]) -> Result<[u8; 32], CallError> {
+        Ok(self.hash_of(&signed_bytes(log_key, self.seq, method, args)?))
+    }
+
+    fn hash_of(&self, signed: &[u8]) -> [u8; 32] {
         let mut h = Blake2b::<U32>::new();
-        h.update(signed_bytes(log_key, self.seq, method, args)?);
+        h.update(signed);
         h.update(self.key);
         h.update(self.sig);
-        Ok(h.finalize().into())
+        h.finalize().into()
     }
 }
 
@@ -137,6 +170,11 @@ pub fn entry_fields(call: &SignedCall) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("auth".into(), json!({ "seq": call.seq, "sig": hex::encode(call.sig) }));
     m
+}
+
+/// The value of [`entry_fields`]' `auth` member as JSON text, written directly.
+pub fn entry_auth_text(call: &SignedCall) -> String {
+    format!("{{\"seq\":{},\"sig\":\"{}\"}}", call.seq, hex::encode(call.sig))
 }
 
 /// A signed call as a log entry holds it (`None` when the entry carries no `auth`).
@@ -190,7 +228,9 @@ mod tests {
         for (k, v) in entry_fields(&c) {
             entry.as_object_mut().unwrap().insert(k, v);
         }
-        assert_eq!(from_entry(&entry).unwrap(), Some(c));
+        assert_eq!(from_entry(&entry).unwrap(), Some(c.clone()));
+        assert_eq!(entry_auth_text(&c), entry["auth"].to_string());
+        assert_eq!(c.to_json_text(), c.to_json().to_string());
         assert_eq!(from_entry(&json!({"type": "call"})).unwrap(), None);
     }
 

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod call;
 pub mod jcs;
 pub mod receipt;
+pub mod strict;
 
 pub use audit::{walk, Audit};
 pub use call::{entry_fields, generate_key_pair, signed_bytes, SignedCall, MAX_SEQ};

@@ -15,11 +15,13 @@ pub struct Call {
     pub user_id: String,
     /// On a signed mount: the checked signature (its entry fields go into the log entry).
     pub auth: Option<libvms_auth::SignedCall>,
+    /// With `auth`: the call's hash (what its receipt names), computed as it was verified, on the connection's task.
+    pub auth_hash: Option<[u8; 32]>,
 }
 
 impl Call {
     pub fn new(method: impl Into<String>, params: Vec<Value>, user_id: impl Into<String>) -> Self {
-        Call { method: method.into(), params, user_id: user_id.into(), auth: None }
+        Call { method: method.into(), params, user_id: user_id.into(), auth: None, auth_hash: None }
     }
 }
 

@@ -7,7 +7,8 @@ use libvms_errors::{err, Result};
 use serde_json::Value;
 
 pub(crate) struct Signer {
-    secret: Vec<u8>,
+    /// Expanded once: deriving it from the seed costs as much as a signature.
+    key: call::SigningKey,
     log_key: Option<[u8; 32]>,
     last_seq: u64,
 }
@@ -17,7 +18,8 @@ impl Signer {
         if secret.len() != 32 && secret.len() != 64 {
             return Err(err::bad_argument("secretKey must be 32 or 64 bytes (Ed25519)"));
         }
-        Ok(Signer { secret: secret.to_vec(), log_key: None, last_seq: 0 })
+        let seed: [u8; 32] = secret[..32].try_into().expect("checked length");
+        Ok(Signer { key: call::SigningKey::from_bytes(&seed), log_key: None, last_seq: 0 })
     }
 
     /// The log key from the handshake's `callLogUrl` (`dat://` + 64 hex).
@@ -34,12 +36,12 @@ impl Signer {
         let log_key = self.log_key.ok_or_else(|| err::bad_argument("a signing client needs the handshake's callLogUrl first"))?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
         let seq = now.max(self.last_seq + 1);
-        let signed = call::sign(&self.secret, &log_key, seq, method, params)
+        let signed = call::sign_with(&self.key, &log_key, seq, method, params)
             .map_err(|e| err::encoding(format!("cannot sign {method}: {e}")))?;
         self.last_seq = seq;
         text.pop();
         text.push_str(",\"auth\":");
-        text.push_str(&signed.to_json().to_string());
+        text.push_str(&signed.to_json_text());
         text.push('}');
         Ok(text)
     }

@@ -128,13 +128,14 @@ impl Ctx {
             let why = e.to_string();
             reply.answer(|id| wire::error_reply(crate::auth::AUTH_REFUSED, crate::auth::AUTH_MESSAGE, ErrData::Str(&why), id))
         };
-        let signed = match guard.verify(req.auth.as_ref(), &req.method, &params) {
+        let (signed, hash) = match guard.verify(req.auth.as_ref(), &req.method, &params) {
             Ok(s) => s,
             Err(e) => return refuse(reply, e),
         };
         let mut call = Call::new(req.method, params, signed.caller_id());
         let (key, seq) = (signed.key, signed.seq);
         call.auth = Some(signed);
+        call.auth_hash = Some(hash);
         match guard.sequence(key, seq, Job { call, reply }, |job| mount.queue.push(job)) {
             Ok(()) => {}
             Err((job, Some(e))) => refuse(job.reply, e),

@@ -93,6 +93,10 @@ impl Tickets {
         let mut waiting = self.waiting();
         let Some(p) = waiting.get_mut(&ticket) else { return };
         let (Some(call), Some(log)) = (p.calls.get(slot), p.log.as_ref()) else { return };
+        let mut logged = logged;
+        if let Some(auth) = &call.auth {
+            add_auth(&mut logged.extra, auth);
+        }
         let entry = CallEntry {
             method: &call.method,
             args: &call.params,
@@ -110,6 +114,17 @@ impl Tickets {
             let _ = p.answer.send(Answer { outcomes, commits: p.commits });
         }
     }
+}
+
+/// A signed call's `auth` member, added here rather than by the VM's thread (which never sees it), where
+/// `lib/vm.js` puts it: after a limit's `stopped`, before everything else the call records. Left alone if the VM
+/// gave one.
+fn add_auth(extra: &mut Vec<(String, String)>, auth: &libvms_auth::SignedCall) {
+    if extra.iter().any(|(k, _)| k == "auth") {
+        return;
+    }
+    let at = usize::from(extra.first().is_some_and(|(k, _)| k == "stopped"));
+    extra.insert(at, ("auth".to_owned(), libvms_auth::call::entry_auth_text(auth)));
 }
 
 /// A mounted VM whose calls run on its own thread.
@@ -169,11 +184,11 @@ impl Backend for Pipelined {
     /// server does not wait for one to finish before handing over the next.
     fn call_many(&self, calls: Vec<Call>) -> BoxFuture<Vec<Outcome>> {
         let n = calls.len();
-        // A signed call's receipt names it by hash.
+        // A signed call's receipt names it by hash (computed when it was verified, unless made elsewhere).
         let log_key = self.auth.as_ref().map(|a| a.log_key);
         let hashes: Vec<Option<[u8; 32]>> = calls
             .iter()
-            .map(|c| c.auth.as_ref().zip(log_key).and_then(|(s, k)| s.hash(&k, &c.method, &c.params).ok()))
+            .map(|c| c.auth_hash.or_else(|| c.auth.as_ref().zip(log_key).and_then(|(s, k)| s.hash(&k, &c.method, &c.params).ok())))
             .collect();
         let (ticket, rx) = self.tickets.issue(calls, self.log.clone());
         let untaken = self.untaken.clone();
@@ -216,5 +231,28 @@ impl Backend for Pipelined {
             }
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_auth_member_goes_where_lib_vm_puts_it() {
+        let (_, secret) = libvms_auth::generate_key_pair();
+        let c = libvms_auth::call::sign(&secret, &[1; 32], 7, "m", &[]).unwrap();
+        let auth = ("auth".to_owned(), libvms_auth::call::entry_auth_text(&c));
+        let member = |k: &str| (k.to_owned(), "1".to_owned());
+        let cases = [
+            (vec![], vec![auth.clone()]),
+            (vec![member("time")], vec![auth.clone(), member("time")]),
+            (vec![member("stopped"), member("time")], vec![member("stopped"), auth.clone(), member("time")]),
+            (vec![member("auth")], vec![member("auth")]), // the VM's own is kept
+        ];
+        for (mut extra, want) in cases {
+            add_auth(&mut extra, &c);
+            assert_eq!(extra, want);
+        }
     }
 }
