@@ -152,34 +152,34 @@ pub fn verify_tree(p: &Proof, value: Option<&[u8]>, out: &mut Vec<Node>) -> Resu
 
     let mut root: Option<Node> = None;
     if !seek_nodes.is_empty() {
-        let mut ite = Iter::new(seek_nodes[0].index);
+        let start = seek_nodes[0].index;
         let mut q = NodeQueue::new(seek_nodes, None);
-        let mut r = q.shift(ite.index)?;
+        let r = q.shift(start)?;
         out.push(r);
-        while q.len() > 0 {
-            let n = q.shift(ite.sibling())?;
-            r = parent_node(ite.parent(), &r, &n).ok_or_else(|| bad("size overflow"))?;
-            out.push(n);
-            out.push(r);
-        }
-        root = Some(r);
+        root = Some(climb(start, &mut q, r, out)?);
     }
 
     let Some((index, value, nodes)) = untrusted else { return Ok(root) };
-    let mut ite = Iter::new(index);
     let mut q = NodeQueue::new(nodes, root);
-    let mut r = match value {
+    let r = match value {
         Some(v) => leaf_node(index, v),
         None => q.shift(index)?,
     };
     out.push(r);
+    Ok(Some(climb(index, &mut q, r, out)?))
+}
+
+/// From node `r` at tree index `index`, combine it with each sibling `q` holds up to the top, pushing every sibling
+/// and parent to `out`; returns the top.
+fn climb(index: u64, q: &mut NodeQueue<'_>, mut r: Node, out: &mut Vec<Node>) -> Result<Node> {
+    let mut ite = Iter::new(index);
     while q.len() > 0 {
         let n = q.shift(ite.sibling())?;
         r = parent_node(ite.parent(), &r, &n).ok_or_else(|| bad("size overflow"))?;
         out.push(n);
         out.push(r);
     }
-    Ok(Some(r))
+    Ok(r)
 }
 
 /// Grow `batch` with the upgrade's nodes (and the block root, if it stands for one of them).
