@@ -1,8 +1,9 @@
 'use strict'
-// Test helpers: temp dirs that are removed after the test, whatever happens.
+// Test helpers: temp dirs that are removed after the test, whatever happens; replay checks; a loopback DHT testnet.
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const test = require('node:test')
 
 /** A fresh temp dir, removed when the test `t` ends. */
 function tmpdir (t, prefix = 'libvms-test-') {
@@ -38,4 +39,18 @@ async function assertReplays (vm) {
   }
 }
 
-module.exports = { tmpdir, flipByte, assertReplays }
+/**
+ * A 3-node DHT testnet on loopback for the test file that calls this: `net.testnet` and `net.bootstrap` (its
+ * nodes as 'host:port') once the file's tests start; destroyed after them.
+ */
+function loopbackTestnet () {
+  const net = { testnet: null, bootstrap: null }
+  test.before(async () => {
+    net.testnet = await require('@hyperswarm/testnet')(3, { host: '127.0.0.1' })
+    net.bootstrap = net.testnet.bootstrap.map(b => `${b.host}:${b.port}`)
+  })
+  test.after(() => net.testnet.destroy())
+  return net
+}
+
+module.exports = { tmpdir, flipByte, assertReplays, loopbackTestnet }

@@ -6,21 +6,14 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
-const createTestnet = require('@hyperswarm/testnet')
 
 const { CallLog, DatArchive, ReplicationHost } = require('..')
 const { swarmPeers, knownSwarm } = require('../lib/peers')
 const { swarmConfig } = require('../lib/swarm')
-const { tmpdir } = require('./helpers')
+const { tmpdir, loopbackTestnet } = require('./helpers')
 const { cli } = require('./cli-helpers')
 
-let testnet
-let bootstrap
-test.before(async () => {
-  testnet = await createTestnet(3, { host: '127.0.0.1' })
-  bootstrap = testnet.bootstrap.map(b => `${b.host}:${b.port}`)
-})
-test.after(() => testnet.destroy())
+const net = loopbackTestnet()
 
 test('new ReplicationHost({ bootstrap }) serves; the peer a fetch finds on the DHT joins the registry and serves later fetches', async (t) => {
   const log = await CallLog.create(path.join(tmpdir(t), 'log'), 'exports.f = 1', 'dat://' + 'ab'.repeat(32))
@@ -30,7 +23,7 @@ test('new ReplicationHost({ bootstrap }) serves; the peer a fetch finds on the D
   t.after(() => archive.close())
   await archive.writeFile('/a.txt', 'found through the registry')
 
-  const host = new ReplicationHost({ bootstrap })
+  const host = new ReplicationHost({ bootstrap: net.bootstrap })
   t.after(() => host.close())
   assert.equal(host.port, null, 'not listening yet')
   assert.equal(host.swarm, true)
@@ -43,10 +36,10 @@ test('new ReplicationHost({ bootstrap }) serves; the peer a fetch finds on the D
   assert.equal(knownSwarm(), null)
   assert.throws(() => new DatArchive(archive.url), { code: 'CONNECTION_FAILED' })
 
-  const fetched = await CallLog.fetch(log.url, null, { bootstrap, timeout: 15000 })
+  const fetched = await CallLog.fetch(log.url, null, { bootstrap: net.bootstrap, timeout: 15000 })
   t.after(() => fetched.close())
   assert.deepEqual(await fetched.get(1), { i: 1 })
-  const config = swarmConfig({ bootstrap })
+  const config = swarmConfig({ bootstrap: net.bootstrap })
   assert.deepEqual(swarmPeers(config).map(k => k.toString('hex')), [host._swarm.keyPair.publicKey.toString('hex')])
   assert.deepEqual(knownSwarm(), config)
 
@@ -71,7 +64,7 @@ function run (args, opts = {}) {
 
 
 test('two processes: `libvms verify ws://... --bootstrap` fetches from the DHT when the host names no replication port', async (t) => {
-  const host = run([path.join(__dirname, 'fixtures', 'swarm', 'dht-only-host.js'), path.join(tmpdir(t), 'vm'), bootstrap.join(',')])
+  const host = run([path.join(__dirname, 'fixtures', 'swarm', 'dht-only-host.js'), path.join(tmpdir(t), 'vm'), net.bootstrap.join(',')])
   const exited = new Promise(resolve => host.on('exit', resolve))
   t.after(async () => { if (host.exitCode === null) { host.stdin.end(); await exited } })
   let out = ''
@@ -96,7 +89,7 @@ test('two processes: `libvms verify ws://... --bootstrap` fetches from the DHT w
   assert.equal(blind.code, 2, blind.stdout + blind.stderr)
   assert.match(blind.stderr, /no replicationPort in its handshake\); look it up with --swarm or --bootstrap/)
 
-  const audit = await cli(['verify', url, '--bootstrap', bootstrap.join(','), '--timeout', '30000'])
+  const audit = await cli(['verify', url, '--bootstrap', net.bootstrap.join(','), '--timeout', '30000'])
   assert.equal(audit.code, 0, audit.stdout + audit.stderr)
   assert.match(audit.stdout, /fetching from the Hyperswarm DHT/)
   assert.match(audit.stdout, /VERIFIED/)

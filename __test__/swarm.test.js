@@ -7,29 +7,22 @@ const assert = require('node:assert/strict')
 const path = require('node:path')
 const fs = require('node:fs')
 const { spawn } = require('node:child_process')
-const createTestnet = require('@hyperswarm/testnet')
 const Hyperswarm = require('hyperswarm')
 const Hypercore10 = require('hypercore')
 const Hypercore11 = require('hypercore11')
 
 const { CallLog, DatArchive, ReplicationHost } = require('..')
 const { swarmConfig } = require('../lib/swarm')
-const { tmpdir } = require('./helpers')
+const { tmpdir, loopbackTestnet } = require('./helpers')
 const { cli, BIN } = require('./cli-helpers')
 
 const EXAMPLES = path.join(__dirname, '..', 'examples')
 
-let testnet
-let bootstrap
-test.before(async () => {
-  testnet = await createTestnet(3, { host: '127.0.0.1' })
-  bootstrap = testnet.bootstrap.map(b => `${b.host}:${b.port}`)
-})
-test.after(() => testnet.destroy())
+const net = loopbackTestnet()
 
 /** A JS peer on the testnet (its DHT node bound to loopback), destroyed after `t`. */
 function jsSwarm (t) {
-  const swarm = new Hyperswarm({ dht: testnet.createNode() })
+  const swarm = new Hyperswarm({ dht: net.testnet.createNode() })
   t.after(() => swarm.destroy())
   return swarm
 }
@@ -54,7 +47,7 @@ const until = async (what, ms = 10000) => {
 for (const [name, Hypercore] of [['hypercore@11', Hypercore11], ['hypercore@10', Hypercore10]]) {
   test(`a JS hyperswarm + ${name} peer finds our call log by its discovery key and replicates it, live appends included`, async (t) => {
     const { log, entries } = await makeLog(t, 300)
-    const host = await ReplicationHost.listen({ bootstrap })
+    const host = await ReplicationHost.listen({ bootstrap: net.bootstrap })
     t.after(() => host.close())
     assert.equal(host.swarm, true)
     await host.add(log) // resolves once announced
@@ -88,7 +81,7 @@ for (const [name, Hypercore] of [['hypercore@11', Hypercore11], ['hypercore@10',
 
     const url = 'dat://' + core.key.toString('hex')
     let progress = null
-    const log = await CallLog.fetch(url, path.join(tmpdir(t), 'copy'), { bootstrap, timeout: 15000, _onProgress: (held, length) => { progress = [held, length] } })
+    const log = await CallLog.fetch(url, path.join(tmpdir(t), 'copy'), { bootstrap: net.bootstrap, timeout: 15000, _onProgress: (held, length) => { progress = [held, length] } })
     t.after(() => log.close())
     assert.equal(log.length, entries.length)
     assert.deepEqual(progress, [entries.length, entries.length]) // what `libvms verify dat://` draws its bar from
@@ -107,11 +100,11 @@ test('a DatArchive is found on the DHT by its URL and fetched from our host (met
   t.after(() => archive.close())
   await archive.writeFile('/a.txt', 'hello over the DHT')
   await archive.writeFile('/big.bin', Buffer.alloc(200 * 1024, 7))
-  const host = await ReplicationHost.listen({ bootstrap: testnet.bootstrap }) // {host, port} objects work too
+  const host = await ReplicationHost.listen({ bootstrap: net.testnet.bootstrap }) // {host, port} objects work too
   t.after(() => host.close())
   await host.add(archive)
 
-  const copy = new DatArchive(archive.url, { localPath: path.join(tmpdir(t), 'copy'), bootstrap, timeout: 15000 })
+  const copy = new DatArchive(archive.url, { localPath: path.join(tmpdir(t), 'copy'), bootstrap: net.bootstrap, timeout: 15000 })
   t.after(() => copy.close())
   assert.equal(await copy.readFile('/a.txt'), 'hello over the DHT')
   assert.deepEqual(await copy.readFile('/big.bin', 'binary'), Buffer.alloc(200 * 1024, 7))
@@ -129,9 +122,9 @@ test('without swarm options nothing joins a DHT; a fetch that finds no one fails
   t.after(() => host.close())
   assert.equal(host.swarm, false)
 
-  // Nobody announces this key on the testnet.
+  // Nobody announces this key on the net.testnet.
   const url = 'dat://' + '12'.repeat(32)
-  await assert.rejects(CallLog.fetch(url, null, { bootstrap, timeout: 1500 }), { code: 'CONNECTION_FAILED' })
+  await assert.rejects(CallLog.fetch(url, null, { bootstrap: net.bootstrap, timeout: 1500 }), { code: 'CONNECTION_FAILED' })
 })
 
 /** Start `libvms exec` with `args`; resolves with its output once it serves. */
@@ -160,7 +153,7 @@ test('two processes: `libvms exec --bootstrap` serves, `libvms verify dat://LOG 
   const dir = path.join(tmpdir(t), 'counter.libvms')
   const script = path.join(EXAMPLES, 'persisted-counter.js')
   assert.ok(fs.existsSync(script))
-  const server = await startExec(t, [script, '--port', '0', '--dir', dir, '--bootstrap', bootstrap.join(',')])
+  const server = await startExec(t, [script, '--port', '0', '--dir', dir, '--bootstrap', net.bootstrap.join(',')])
   assert.match(server.output, /Discovery +Hyperswarm DHT/)
   const logUrl = /Call log +(dat:\/\/[0-9a-f]{64})/.exec(server.output)[1]
   const port = /ws:\/\/127\.0\.0\.1:(\d+)\//.exec(server.output)[1]
@@ -169,7 +162,7 @@ test('two processes: `libvms exec --bootstrap` serves, `libvms verify dat://LOG 
     assert.equal(r.code, 0, r.stderr)
   }
 
-  const audit = await cli(['verify', logUrl, '--bootstrap', bootstrap.join(','), '--timeout', '60000'])
+  const audit = await cli(['verify', logUrl, '--bootstrap', net.bootstrap.join(','), '--timeout', '60000'])
   assert.equal(audit.code, 0, audit.stdout + audit.stderr)
   assert.match(audit.stdout, /VERIFIED/)
   assert.match(audit.stdout, /call log +dat:\/\/[0-9a-f]{64} \(snapshot at length 3\)/)
