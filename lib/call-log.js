@@ -229,12 +229,12 @@ class CallLog extends EventEmitter {
 
   /** Check every signed call (crates/auth): a VerificationError names the first bad entry. Resolves with whether the
    * log ends in signed mode. */
-  _audit () {
+  _audit (length = this.length) {
     // An append-only log audited up to a length stays audited: a replay and the compare after it (as in
-    // `libvms verify`) walk it once, not twice. A failed audit is not kept.
-    const length = this.length
+    // `libvms verify`) walk it once, not twice. A failed audit is not kept. An audit walks the snapshot it was
+    // given: a fetched log following its host may know a signed length whose last blocks are still arriving.
     if (this._audited && this._audited.length === length) return this._audited.result
-    const result = wrapNative(() => native.auditLog(this._live()))
+    const result = wrapNative(() => native.auditLog(this._live(), length))
     const audited = { length, result }
     this._audited = audited
     result.catch(() => { if (this._audited === audited) this._audited = null })

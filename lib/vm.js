@@ -193,7 +193,7 @@ class VM extends EventEmitter {
     // The signed head held for the snapshot (covering 0..L-1): the log must still hold its tree once replayed.
     const held = await snapshot.holdHead(callLog, head)
     // A signed VM's log is audited first: the first entry with a wrong signature or sequence number is named.
-    await callLog._audit()
+    await callLog._audit(total)
     // A folder holding an earlier replica of this log is replayed afresh; anything else there is refused.
     if (dir) await clearReplica(dir, callLog.url, { meta: META_FILE, log: CALL_LOG_DIR, parts: [FILES_DIR, CALL_LOG_DIR] })
     // Deterministic mode as the log says (an old log without the flag replays as it always did); the replica offers
