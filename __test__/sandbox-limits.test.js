@@ -53,6 +53,31 @@ test('calls that spin (synchronously or in microtasks) are stopped with LimitErr
   await stopsAndReplays(t, vm, ['spin', 'microtasks'], 'callTimeoutMs')
 })
 
+test('a stop names the call that spins, never one sent with it that had already returned', async (t) => {
+  // Sent together, the calls run back to back in the worker: \`inc\` returns at once, then \`spin\` holds the worker.
+  // \`inc\`'s answer must leave before \`spin\` starts, and the watchdog must stop \`spin\`, not \`inc\`.
+  const vm = await deployed(t, COUNTER + `
+    exports.spin = () => { for (;;) {} }`, { limits: { callTimeoutMs: 300 } })
+  const inc = vm.executeCall({ methodName: 'inc' })
+  const spin = vm.executeCall({ methodName: 'spin' })
+  assert.equal(await inc, 11)
+  await assert.rejects(spin, (e) => e instanceof errors.LimitError && e.stopped === 'callTimeoutMs')
+
+  // The same while this thread is too busy to read answers until the watchdog is due: \`inc\` has returned (the
+  // worker has started \`spin\`), its answer waits in this thread's queue, and the watchdog must wait for it.
+  assert.equal(await vm.executeCall({ methodName: 'inc' }), 11) // the restarted script
+  const again = [vm.executeCall({ methodName: 'inc' }), vm.executeCall({ methodName: 'spin' })]
+  await new Promise(setImmediate) // both sent to the worker
+  const sandbox = vm._sandbox
+  while (Atomics.load(sandbox._started, 0) < sandbox._seq) {} // the worker runs \`spin\`
+  while (performance.now() < sandbox._headSince + 300) {} // the watchdog is due
+  assert.equal(await again[0], 12)
+  await assert.rejects(again[1], (e) => e instanceof errors.LimitError && e.stopped === 'callTimeoutMs')
+  assert.deepEqual(summary(await vm.callLog.list()), ['init', 'init', 'inc 11', 'spin LimitError callTimeoutMs', 'restart', 'init',
+    'inc 11', 'inc 12', 'spin LimitError callTimeoutMs'])
+  await assertReplays(vm)
+})
+
 test('calls that grow memory past memoryMb (the heap, or array buffers outside it) are stopped with LimitError; the log replays and verifies', async (t) => {
   const vm = await deployed(t, COUNTER + `
     exports.heap = () => { const keep = []; for (;;) keep.push(new Array(1e6).fill(Math.random())) }

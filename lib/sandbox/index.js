@@ -66,8 +66,9 @@ class Sandbox extends EventEmitter {
     for (const [name, methods] of this._apis) names[name] = Object.keys(methods || {}).filter((k) => typeof methods[k] === 'function')
     const options = { files: FILES_METHODS, apis: names, test: process.env.NODE_ENV === 'test', memoryBytes: this.limits.memoryMb * 1024 * 1024 }
     if (this.clock) Object.assign(options, { deterministic: true, seedKey: this.clock.seedKey, seedIndex: this.clock.seedIndex, clock: this.clock.time })
+    this._started = new Int32Array(new SharedArrayBuffer(4)) // the seq of the call the worker started last
     const worker = new Worker(WORKER, {
-      workerData: { code: this.code, filename: this.filename, options },
+      workerData: { code: this.code, filename: this.filename, options, started: this._started.buffer },
       resourceLimits: { maxOldGenerationSizeMb: this.limits.memoryMb, maxYoungGenerationSizeMb: Math.min(16, this.limits.memoryMb), stackSizeMb: 4 },
       stdout: false,
       stderr: false
@@ -124,10 +125,20 @@ class Sandbox extends EventEmitter {
 
   /** Stop the running call, if any, as a limit does (`stopped` = `reason`); the worker goes with it. */
   stop (reason) {
-    if (this._head < this._inflight.length) {
+    if (this._head >= this._inflight.length) return
+    if (this._headReturned()) setImmediate(() => this.stop(reason)) // its answer first: it is not the one running
+    else {
       this._stopWorker(reason)
       this.emit('stopped', reason)
     }
+  }
+
+  /**
+   * Whether the oldest call has returned though its answer is not in yet: the worker started a later one, and
+   * sends answers before it starts a call, so the answer arrives in this turn of the event loop or the next.
+   */
+  _headReturned () {
+    return this._worker !== null && Atomics.load(this._started, 0) > this._inflight[this._head].seq
   }
 
   _track (seq, resolve, recorded) {
@@ -148,6 +159,11 @@ class Sandbox extends EventEmitter {
   _check () {
     this._watchdog = null
     if (this._head >= this._inflight.length || !this._worker) return
+    // Not the call to stop: the next is timed from when this one's answer is in (`_end` re-arms).
+    if (this._headReturned()) {
+      this._watchdog = setTimeout(() => this._check(), 1)
+      return
+    }
     const left = this._headSince + this.limits.callTimeoutMs - performance.now()
     if (left <= 0) this._stopWorker(STOPPED_TIME)
     else this._watchdog = setTimeout(() => this._check(), Math.ceil(left))

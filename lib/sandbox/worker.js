@@ -33,22 +33,20 @@ function post (kind, a, b, c, d, e, f) {
   }
 }
 
-// Calls run one at a time, in the order sent; answers are sent together, once per turn (or before a call starts
-// when older answers have waited 5 ms: a call that then spins holds back little). A call is seven items (seq,
+// Calls run one at a time, in the order sent; answers are sent together, once per turn, and always before the next
+// call starts: a call that then spins cannot hold back the answer of one that returned. A call is seven items (seq,
 // method, args, caller, entry index, clock, a replay's oracle records); an answer six (seq, how, a, b, the time the
-// call read, a replay's uses).
+// call read, a replay's uses). `started[0]`, shared with the main thread, is the seq of the last call started: its
+// watchdog never stops a call that has already returned.
+const started = new Int32Array(workerData.started)
 let calls = []
 let next = 0 // calls[next..] wait; taken seven items at a time
 let running = false
 let pumping = false
 let answers = []
-let answersSince = 0
 
 function done (seq, how, a, b, time, replayed) {
-  if (answers.length === 0) {
-    answersSince = performance.now()
-    queueMicrotask(flushDone)
-  }
+  if (answers.length === 0) queueMicrotask(flushDone)
   answers.push(seq, how, a, b, time, replayed)
   running = false
   if (!pumping) queueMicrotask(pump)
@@ -65,7 +63,7 @@ function pump () {
   if (pumping) return
   pumping = true
   while (!running && next < calls.length) {
-    if (answers.length && performance.now() - answersSince > 5) flushDone()
+    flushDone()
     running = true
     const seq = calls[next]
     const method = calls[next + 1]
@@ -76,6 +74,7 @@ function pump () {
     const recorded = calls[next + 6]
     next += 7
     if (next === calls.length) { calls = []; next = 0 }
+    Atomics.store(started, 0, seq)
     run('call', seq, method, argsText, callerText, index, clock, recorded)
   }
   pumping = false
