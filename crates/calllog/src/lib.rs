@@ -7,8 +7,10 @@
 
 mod canonical;
 mod entry;
+mod files_version;
 mod shared;
 
 pub use canonical::canonical_json;
 pub use entry::{js_json_args, js_number, CallEntry, Ended};
+pub use files_version::logged_files_version;
 pub use shared::CallLog;

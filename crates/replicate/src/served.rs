@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use libvms_archive::{BlockStore, SharedDrive};
+use libvms_calllog::logged_files_version;
 use libvms_errors::{ErrorCode, Result};
 use libvms_ledger::SharedCore;
 
@@ -15,26 +16,6 @@ use crate::ReplCore;
 /// Signed heads kept per archive core: how many writes the archive may run ahead of the durable log and still
 /// be served as of the log (past that, announcements pause until the log catches up).
 const HEADS_KEPT: usize = 4096;
-
-/// The archive version `log` accounts for: its last call entry's `filesVersion` (1 before any call, the
-/// `/dat.json` a new VM writes). Reads backwards from the durable end, past trailing non-call entries.
-fn logged_files_version(log: &SharedCore) -> Result<u64> {
-    let len = log.length();
-    log.with(|c| {
-        for i in (0..len).rev() {
-            let e: serde_json::Value = serde_json::from_slice(&c.get(i)?).unwrap_or_default();
-            if e["type"] == "call" {
-                if let Some(v) = e["result"]["filesVersion"].as_u64() {
-                    return Ok(v);
-                }
-            }
-            if e["type"] == "init" {
-                break;
-            }
-        }
-        Ok(1)
-    })
-}
 
 fn apply(drive: &SharedDrive, log: &SharedCore, meta: &ReplCore, content: &ReplCore) -> Result<()> {
     // libvms counts writes (src/archive.rs `version_of`): version V is a metadata log of V + 1 blocks.
