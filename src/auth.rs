@@ -25,10 +25,10 @@ pub fn generate_key_pair() -> KeyPair {
 
 /// Audit entries `0..length` (the whole log when `None`).
 fn walk(core: &SharedCore, audit: &mut Audit, length: Option<u64>) -> Result<()> {
-    let held = core.with(|c| Ok(c.length()))?;
-    let length = length.unwrap_or(held);
-    if length > held {
-        return Err(err::bad_argument(format!("length {length} is past the log's end ({held})")));
+    let end = core.with(|c| Ok(c.length()))?;
+    let length = length.unwrap_or(end);
+    if length > end {
+        return Err(err::bad_argument(format!("length {length} is past the log's end ({end})")));
     }
     audit::walk(audit, length, |s, e| core.with(|c| c.read_run(s, e)))
 }
