@@ -6,7 +6,6 @@ class SerialQueue {
   constructor () {
     this._tail = Promise.resolve()
     this.pending = 0
-    this._waiters = [] // of `room`: {below, resolve}
   }
 
   /** Queue `job` (an async function); resolves or rejects with its outcome. */
@@ -16,27 +15,8 @@ class SerialQueue {
     // The chain continues whatever the job's outcome; the caller sees the outcome through `run`.
     this._tail = run.then(done, done)
     const self = this
-    function done () {
-      self.pending--
-      if (self._waiters.length > 0) self._wake()
-    }
+    function done () { self.pending-- }
     return run
-  }
-
-  /**
-   * Null when at most `below` jobs are pending, else a promise that resolves once that is so: a producer that keeps
-   * the queue filled between two marks queues its next jobs while the ones before still run.
-   */
-  room (below) {
-    if (this.pending <= below) return null
-    return new Promise((resolve) => this._waiters.push({ below, resolve }))
-  }
-
-  _wake () {
-    const ready = this._waiters.filter((w) => this.pending <= w.below)
-    if (ready.length === 0) return
-    this._waiters = this._waiters.filter((w) => this.pending > w.below)
-    for (const w of ready) w.resolve()
   }
 
   /** Resolves once every job queued so far has finished. */

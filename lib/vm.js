@@ -258,7 +258,7 @@ class VM extends EventEmitter {
   }
 
   /**
-   * Calls are sent to the script ahead of their turn (one to two REPLAY_WINDOWs queued), so the thread hop overlaps;
+   * Calls are sent to the script ahead of their turn (up to REPLAY_WINDOW queued), so the thread hop overlaps;
    * everything else waits for its turn in the same queue, so the replica's log keeps the entries' order.
    */
   async _replayEntry (entry, index) {
@@ -277,13 +277,11 @@ class VM extends EventEmitter {
       }
       // Errors are part of the log, not of the replay; durability is awaited once, at the end.
       const early = this._send(methodName, args, userId, undefined, fx)
-      this._queue.push(() => this._execute(methodName, args, userId, early, entry.auth === undefined ? undefined : { auth: entry.auth }, undefined, undefined, fx))
+      const run = this._queue.push(() => this._execute(methodName, args, userId, early, entry.auth === undefined ? undefined : { auth: entry.auth }, undefined, undefined, fx))
         .then((outcome) => this._pending.track(outcome.durable), (e) => {
           if (e && (e.code === 'VERIFICATION_MISMATCH' || e.replayed) && !this._replayFailure) this._replayFailure = e
         })
-      // Past twice the window, wait until a window's worth is left: the next calls are read and sent while the
-      // worker still runs those (waiting for all of them would leave it idle meanwhile).
-      if (this._queue.pending > 2 * REPLAY_WINDOW) await this._queue.room(REPLAY_WINDOW)
+      if (this._queue.pending > REPLAY_WINDOW) await run
     } else if (entry && entry.type === 'restart') {
       await this._queue.push(async () => {
         if (typeof entry.code === 'string') this.code = entry.code
