@@ -140,3 +140,37 @@ test('a call with one record is served from its text (the usual entry); anything
     await assert.rejects(Verifier.compareLogs(copy, out.callLog), (e) => e instanceof errors.VerificationError && e.index === 5)
   }
 })
+
+test('a served value is what JSON.parse makes of the record\'s text: numbers read on the fast path included', async (t) => {
+  const root = tmpdir(t)
+  const vm = new VM('exports.f = async (a) => { const v = await System.ext.n(a); return [v, Object.is(v, -0)] }')
+  vm.addAPI('ext', { n: (a) => a })
+  await vm.deploy({ dir: path.join(root, 'host') })
+  t.after(() => vm.close())
+  const values = [0, 7, -5, 123456789012345, -999999999999999, 1234567890123456, 1.5, 2e21, -0.25]
+  for (const a of values) await vm.executeCall({ methodName: 'f', args: [a] })
+  const replica = await VM.fromCallLog(vm.callLog, { filesArchiveUrl: vm.filesArchive.url })
+  t.after(() => replica.close())
+  assert.deepEqual(await texts(replica.callLog), await texts(vm.callLog))
+
+  // Entry 2 (a = 7) with its value's text edited: served as JSON.parse reads it, or named as not JSON.
+  const init = await vm.callLog.get(0)
+  const cases = [['-0', [0, true]], ['12345678901234567', [12345678901234568, false]], ['1E2', [100, false]], ['-12', [-12, false]],
+    ['007', null], ['-', null], ['1-2', null], ['+1', null], ['0x10', null], ['1.', null]]
+  for (const [i, [value, served]] of cases.entries()) {
+    const copy = await CallLog.create(path.join(root, 'copy' + i), init.code, init.filesArchiveUrl, { deterministic: init.deterministic, apis: init.apis })
+    t.after(() => copy.close())
+    for (let j = 1; j < vm.callLog.length; j++) {
+      const text = await vm.callLog.get(j, { valueEncoding: 'utf-8' })
+      await copy._enqueueBlock(Buffer.from(j === 2 ? text.replace('"value":7}]', `"value":${value}}]`) : text))
+    }
+    const out = await VM.fromCallLog(copy, { filesArchiveUrl: init.filesArchiveUrl }).then((r) => r, (e) => e)
+    if (served === null) {
+      assert.ok(out instanceof errors.EncodingError, `${value}: ${out}`)
+      assert.match(out.message, /entry 2 is not JSON/)
+      continue
+    }
+    t.after(() => out.close())
+    assert.deepEqual(JSON.parse((await texts(out.callLog))[1]).result.res, served, value)
+  }
+})

@@ -12,7 +12,7 @@ const SCRIPT = `
   exports.plain = async (by) => (n += await (by * 2))
   exports.oracle = async (by) => (n += await System.ext.price(by))`
 const CALLS = Number(process.env.BENCH_ORACLE_CALLS) || 30000
-const PAIRS = 7
+const PAIRS = Number(process.env.BENCH_ORACLE_PAIRS) || 7 // more pairs: a steadier median on a shared machine
 
 /** A host VM whose log holds CALLS calls of `methodName`. */
 async function host (root, name, methodName) {

@@ -20,7 +20,12 @@
   const isView = ArrayBuffer.isView
   const fromCharCode = String.fromCharCode
   const charCodeAt = String.prototype.charCodeAt
-  const { startsWith, endsWith, slice: sliceString } = String.prototype
+  // String methods called as functions (`startsWithU(s, x, at)`): bound now, so a script that patches them (or
+  // Function.prototype.call) only harms itself.
+  const uncurry = (f) => apply(Function.prototype.bind, Function.prototype.call, [f])
+  const startsWithU = uncurry(String.prototype.startsWith)
+  const sliceU = uncurry(String.prototype.slice)
+  const charCodeAtU = uncurry(String.prototype.charCodeAt)
   const arrayFrom = Array.from
   const mathRandom = Math.random
   const ERRORS = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError }
@@ -246,14 +251,18 @@
   // --- data across the boundary ---
   // Arguments to the host: JSON text; a top-level Uint8Array/ArrayBuffer travels as a latin1 string.
   function encodeArgs (args) {
-    const out = []
+    let out = args // `args` is the stub's own rest array: copied only when an argument is bytes
     for (let i = 0; i < args.length; i++) {
       let a = args[i]
       if (a instanceof ArrayBufferC) a = new Uint8ArrayC(a)
       if (isView(a)) {
+        if (out === args) {
+          out = []
+          for (let j = 0; j < i; j++) out[j] = args[j]
+        }
         const bytes = new Uint8ArrayC(a.buffer, a.byteOffset, a.byteLength)
         out[i] = { [BYTES]: latin1(bytes, 0, bytes.length, 255) }
-      } else out[i] = a
+      } else if (out !== args) out[i] = a
     }
     const text = stringify(out)
     if (typeof text !== 'string') throw new TypeErrorC('arguments must be JSON data')
@@ -303,10 +312,10 @@
   // --- requests to the host: System.files and addAPI members ---
   let nextRequest = 1
   const pending = create(null)
-  function request (api, method, args) {
+  function request (api, method, args, head) {
     const argsText = encodeArgs(args)
     // A replayed call's addAPI uses are served here, from its log entry, without a trip to the host.
-    if (api !== 'files' && current !== 0 && replayText !== undefined) return served(api, method, argsText)
+    if (api !== 'files' && current !== 0 && replayText !== undefined) return served(api, method, argsText, head)
     return new PromiseC((resolve, reject) => {
       const id = nextRequest++
       pending[id] = { resolve, reject }
@@ -319,9 +328,11 @@
     for (const m of methods) {
       // A plain function of this realm; `request` never lets host values through.
       const reshape = shape && shape[m]
+      // How a record of this member begins, as the host writes it (a replay matches uses against it: `onlyRecord`).
+      const head = '[{"api":' + stringify(api) + ',"method":' + stringify(m) + ',"args":'
       o[m] = reshape
         ? { [m] (...args) { return request(api, m, args).then(reshape) } }[m]
-        : { [m] (...args) { return request(api, m, args) } }[m]
+        : { [m] (...args) { return request(api, m, args, head) } }[m]
     }
     return o
   }
@@ -448,9 +459,9 @@
   let replayUses
   let usesMade = 0
   let divergence
-  function served (api, method, argsText) {
+  function served (api, method, argsText, head) {
     const position = usesMade
-    const alone = position === 0 && divergence === undefined ? onlyRecord(api, method, argsText) : undefined
+    const alone = position === 0 && divergence === undefined && replayUses === undefined ? onlyRecord(head, argsText) : undefined
     const rec = alone !== undefined ? alone : records() ? replayUses[position] : undefined
     if (divergence === undefined && rec !== null && typeof rec === 'object' && (alone !== undefined || (rec.api === api &&
         rec.method === method && stringify(rec.args) === argsText)) && (rec.error === undefined || (rec.error !== null && typeof rec.error === 'object'))) {
@@ -463,27 +474,44 @@
     if (divergence === undefined) divergence = stringify([position, api, method, argsText])
     return PromiseC.reject(makeError('VerificationError', 'replay diverged at oracle use ' + position, 'VERIFICATION_MISMATCH'))
   }
-  // The usual entry: one record, for exactly this use. Its text is then '[{"api":…,"method":…,"args":…' as the host
-  // wrote it, followed by ',"value":V}]', ',"error":E}]' or '}]', and only V or E is parsed. When V (or E) is JSON on
-  // its own, the text is that one record (V's brackets balance, so it cannot reach into a next one). Anything else:
-  // undefined, and the records are parsed whole.
-  function onlyRecord (api, method, argsText) {
+  // The usual entry: one record, for exactly this use. Its text is then `head` (the member's, see `stubs`) and the
+  // use's arguments as the host wrote them, followed by ',"value":V}]', ',"error":E}]' or '}]', and only V or E is
+  // parsed. When V (or E) is JSON on its own, the text is that one record (V's brackets balance, so it cannot reach
+  // into a next one). Anything else: undefined, and the records are parsed whole. Compared in place: no text is
+  // built or copied but V's.
+  function onlyRecord (head, argsText) {
     const t = replayText
-    if (replayUses !== undefined || !apply(endsWith, t, ['}]'])) return undefined
-    const prefix = '[{"api":' + stringify(api) + ',"method":' + stringify(method) + ',"args":' + argsText
-    if (!apply(startsWith, t, [prefix])) return undefined
-    const rest = apply(sliceString, t, [prefix.length, t.length - 2])
+    const end = t.length - 2
+    const at = head.length + argsText.length
+    if (at > end || !startsWithU(t, '}]', end) || !startsWithU(t, head, 0) || !startsWithU(t, argsText, head.length)) return undefined
     let rec
     try {
-      if (rest === '') rec = { value: undefined, error: undefined }
-      else if (apply(startsWith, rest, [',"value":'])) rec = { value: parse(apply(sliceString, rest, [9])), error: undefined }
-      else if (apply(startsWith, rest, [',"error":'])) rec = { value: undefined, error: parse(apply(sliceString, rest, [9])) }
+      if (at === end) rec = { value: undefined, error: undefined }
+      else if (startsWithU(t, ',"value":', at)) rec = { value: parseValue(t, at + 9, end), error: undefined }
+      else if (startsWithU(t, ',"error":', at)) rec = { value: undefined, error: parse(sliceU(t, at + 9, end)) }
       else return undefined
     } catch (_) {
       return undefined
     }
     replayUses = [rec]
     return rec
+  }
+  // JSON text t[from, end) parsed. An integer of up to 15 digits (exact in a double), the usual outcome, is read
+  // here without a slice and a JSON.parse, which cost more than the rest of a use.
+  function parseValue (t, from, end) {
+    let i = from
+    const negative = i < end && charCodeAtU(t, i) === 45 // -
+    if (negative) i++
+    let v = 0
+    if (end - i >= 1 && end - i <= 15 && !(charCodeAtU(t, i) === 48 && end - i > 1)) { // no leading zero
+      for (; i < end; i++) {
+        const d = charCodeAtU(t, i) - 48
+        if (d < 0 || d > 9) break
+        v = v * 10 + d
+      }
+      if (i === end) return negative ? -v : v
+    }
+    return parse(sliceU(t, from, end))
   }
   // The records, parsed once (the log's text as it is: a record that is not JSON stops the replay); false if not JSON.
   function records () {
