@@ -146,20 +146,20 @@ function exportedMethods (exports) {
 }
 
 /**
- * The function Rust calls with the calls queued at a mount (`[[methodName, argsJSON, userId, extra?], ...]`, in
- * arrival order; `extra`: a signed call's entry members). Each is handed to the VM's serial queue at once, so calls
- * that arrive together share one log commit; as each runs, `commit(ticket, slot, ...)` gives Rust its outcome for
- * the log entry, which Rust builds and commits. Once all have run, `reply(ticket, outcomes)` gives Rust every
- * ending, as JSON text: `["v", result]`, `["u"]` (undefined), `["t", name, message]` (an Error) or `["x", value]`
- * (anything else thrown); Rust sends them once their entries are durable.
+ * The function Rust calls with the calls queued at a mount (`[[methodName, argsJSON, userId], ...]`, in arrival
+ * order; a signed call's `auth` member is added to its entry in Rust). Each is handed to the VM's serial queue at
+ * once, so calls that arrive together share one log commit; as each runs, `commit(ticket, slot, ...)` gives Rust its
+ * outcome for the log entry, which Rust builds and commits. Once all have run, `reply(ticket, outcomes)` gives Rust
+ * every ending, as JSON text: `["v", result]`, `["u"]` (undefined), `["t", name, message]` (an Error) or
+ * `["x", value]` (anything else thrown); Rust sends them once their entries are durable.
  */
 function backend (vm, reply, commit) {
   return (ticket, callsJson) => {
     const calls = JSON.parse(callsJson)
-    const endings = calls.map(([methodName, argsJSON, userId, extra], i) => {
+    const endings = calls.map(([methodName, argsJSON, userId], i) => {
       let running
       try {
-        const call = { methodName, argsJSON, userId, extra }
+        const call = { methodName, argsJSON, userId }
         if (commit) call.commit = (...parts) => commit(ticket, i, ...parts)
         running = start(vm, call)
       } catch (e) {

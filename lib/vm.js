@@ -132,13 +132,13 @@ class VM extends EventEmitter {
    * `argsJSON`: the arguments as JSON text instead of `args`. `commit(filesVersion, resJSON, errJSON, extraJSON)`:
    * the caller makes the entry and commits it (an RPC server, in Rust); `durable` is then null.
    */
-  _start ({ methodName, args = [], argsJSON, userId, extra, commit } = {}) {
+  _start ({ methodName, args = [], argsJSON, userId, commit } = {}) {
     // The index its entry will have (the calls queued ahead each make one): it seeds the call's Math.random.
     const fx = { index: this.callLog ? this.callLog._nextIndex + this._ahead : 0, counted: true }
     this._ahead++
     const early = this._send(methodName, args, userId, argsJSON, fx)
     const uncount = () => { if (fx.counted) { fx.counted = false; this._ahead-- } }
-    const run = this._queue.push(() => this._execute(methodName, args, userId, early, extra, commit, argsJSON, fx))
+    const run = this._queue.push(() => this._execute(methodName, args, userId, early, undefined, commit, argsJSON, fx))
     run.then(uncount, uncount)
     return run
   }
