@@ -326,7 +326,11 @@ class CallLog extends EventEmitter {
   /** Stream entries in [start, end) without holding them all; each read is verified. */
   async * entries ({ start = 0, end, valueEncoding = 'json' } = {}) {
     checkIndex(start, 'start')
-    const decode = decoder(valueEncoding)
+    yield * this._decoded(start, end, decoder(valueEncoding))
+  }
+
+  /** Entries in [start, end), each read verified and given to `decode(buf, seq, from, to)` (see `decoder`). */
+  async * _decoded (start, end, decode) {
     const stop = end === undefined ? this._live().length : Math.min(end, this._live().length)
     for (let i = start; i < stop; i += READ_CHUNK) {
       const to = Math.min(stop, i + READ_CHUNK)

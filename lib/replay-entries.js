@@ -4,21 +4,14 @@
 // uses) and, when every record was served, writes it into the replica's entry as it is. The main thread, which
 // bounds a replay's speed, then neither parses the records nor writes them out again.
 const CallLog = require('./call-log')
-const { wrapNative, EncodingError } = require('./errors')
+const { EncodingError } = require('./errors')
 const { RECORDS, Recorded } = require('./sandbox/oracles')
 
-const READ_CHUNK = 512 // entries fetched from native per step, as entries() does
 const MARK = ',"oracles":['
 
 /** Entries in [start, end) of `callLog`, each read verified; see above for the records. */
-async function * replayEntries (callLog, { start = 0, end } = {}) {
-  const length = callLog._live().length
-  const stop = end === undefined ? length : Math.min(end, length)
-  for (let i = start; i < stop; i += READ_CHUNK) {
-    const to = Math.min(stop, i + READ_CHUNK)
-    const { data, ends } = wrapNative(() => callLog._live().getRange(i, to))
-    for (let j = 0, from = 0; j < ends.length; from = ends[j++]) yield parseEntry(data, from, ends[j], i + j)
-  }
+function replayEntries (callLog, { start = 0, end } = {}) {
+  return callLog._decoded(start, end, (data, seq, from, to) => parseEntry(data, from, to, seq))
 }
 
 /**
