@@ -2,7 +2,7 @@
 //! at a header flush or a truncation. These tests take away what a power cut would: every byte written to the
 //! data and oplog files since they were last synced. What was acknowledged must come back whole.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libvms_ledger::{Core, Storage, LAZY_FLUSH_INTERVAL};
 
@@ -14,6 +14,14 @@ fn append(core: &mut Core, from: u64, n: u64) -> u64 {
     let blocks: Vec<Vec<u8>> = (from..from + n).map(block).collect();
     let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
     core.append_batch(&refs).unwrap()
+}
+
+/// A new core in `root`/c that flushes its header only when it must, so appends go through the journal.
+fn lazy_core(root: &Path) -> (PathBuf, Core) {
+    let dir = root.join("c");
+    let mut core = Core::create(Storage::Disk(dir.clone())).unwrap();
+    core.set_flush_interval(LAZY_FLUSH_INTERVAL);
+    (dir, core)
 }
 
 fn read(dir: &Path, f: &str) -> Vec<u8> {
@@ -32,9 +40,7 @@ fn check_all(dir: &Path, len: u64) {
 #[test]
 fn a_power_cut_after_acknowledged_appends_loses_none_of_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("c");
-    let mut core = Core::create(Storage::Disk(dir.clone())).unwrap();
-    core.set_flush_interval(LAZY_FLUSH_INTERVAL);
+    let (dir, mut core) = lazy_core(tmp.path());
     let mut n = 0;
     for _ in 0..10 {
         n = append(&mut core, n, 2);
@@ -74,9 +80,7 @@ fn a_power_cut_after_acknowledged_appends_loses_none_of_them() {
 #[test]
 fn a_truncation_voids_the_records_so_a_redo_never_overwrites_newer_blocks() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("c");
-    let mut core = Core::create(Storage::Disk(dir.clone())).unwrap();
-    core.set_flush_interval(LAZY_FLUSH_INTERVAL);
+    let (dir, mut core) = lazy_core(tmp.path());
     let mut n = append(&mut core, 0, 2); // the first append after open also flushes the header
     for _ in 0..4 {
         n = append(&mut core, n, 1); // journaled
